@@ -1,0 +1,109 @@
+"""HTTP endpoints of the accounts API: parse, check limits, call the service, answer."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service.accounts import service
+from service.accounts.schemas import (
+    ActivateIn,
+    LoginIn,
+    PasswordResetConfirmIn,
+    PasswordResetIn,
+    RefreshIn,
+    RegisterIn,
+)
+from service.http import ratelimit
+from service.http.auth import basic_credentials, current_account
+from service.http.bodies import read_json, read_json_or_form
+from service.http.clients import client_ip
+from service.json import json_response
+
+
+def _ip(request: Request) -> str:
+    return client_ip(request, request.state.settings.trusted_proxies)
+
+
+def _limit(request: Request) -> int:
+    return request.state.settings.max_json_bytes
+
+
+async def register(request: Request) -> Response:
+    await ratelimit.enforce(request, ratelimit.REGISTER, _ip(request))
+    data = await read_json(request, RegisterIn, _limit(request))
+    account = await service.register(request.state.ctx, data)
+    return json_response(account.public(), status_code=201, headers={"Location": "/api/v1/users/me"})
+
+
+async def activate(request: Request) -> Response:
+    creds = basic_credentials(request)
+    await ratelimit.enforce(request, ratelimit.ACTIVATE, creds.email.strip().lower())
+    data = await read_json(request, ActivateIn, _limit(request))
+    account = await service.activate(request.state.ctx, creds.email, creds.password, data.code)
+    return json_response(account.public())
+
+
+async def activation_code(request: Request) -> Response:
+    creds = basic_credentials(request)
+    await ratelimit.enforce(request, ratelimit.ACTIVATION_CODE, creds.email.strip().lower())
+    await service.resend_activation_code(request.state.ctx, creds.email, creds.password)
+    return json_response({"detail": "A new activation code is on its way"}, status_code=202)
+
+
+async def login(request: Request) -> Response:
+    await ratelimit.enforce(request, ratelimit.LOGIN, _ip(request))
+    data = await read_json_or_form(request, LoginIn, _limit(request), aliases={"username": "email"})
+    tokens = await service.login(request.state.ctx, data)
+    return json_response(tokens.public(), headers={"Cache-Control": "no-store"})
+
+
+async def refresh(request: Request) -> Response:
+    data = await read_json(request, RefreshIn, _limit(request))
+    tokens = await service.refresh(request.state.ctx, data.refresh_token)
+    return json_response(tokens.public(), headers={"Cache-Control": "no-store"})
+
+
+async def logout(request: Request) -> Response:
+    data = await read_json(request, RefreshIn, _limit(request))
+    await service.logout(request.state.ctx, data.refresh_token)
+    return Response(status_code=204)
+
+
+async def me(request: Request) -> Response:
+    account = await current_account(request)
+    return json_response(account.public())
+
+
+async def delete_me(request: Request) -> Response:
+    account = await current_account(request)
+    await service.delete_account(request.state.ctx, account.id)
+    return Response(status_code=204)
+
+
+async def password_reset(request: Request) -> Response:
+    await ratelimit.enforce(request, ratelimit.PASSWORD_RESET, _ip(request))
+    data = await read_json(request, PasswordResetIn, _limit(request))
+    await service.request_password_reset(request.state.ctx, data.email)
+    return json_response({"detail": "If an account uses this email, a reset link is on its way"}, status_code=202)
+
+
+async def password_reset_confirm(request: Request) -> Response:
+    data = await read_json(request, PasswordResetConfirmIn, _limit(request))
+    await service.confirm_password_reset(request.state.ctx, data)
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/api/v1/users", register, methods=["POST"]),
+    Route("/api/v1/users/activate", activate, methods=["POST"]),
+    Route("/api/v1/users/activation-code", activation_code, methods=["POST"]),
+    Route("/api/v1/users/me", me, methods=["GET"]),
+    Route("/api/v1/users/me", delete_me, methods=["DELETE"]),
+    Route("/api/v1/auth/login", login, methods=["POST"]),
+    Route("/api/v1/auth/refresh", refresh, methods=["POST"]),
+    Route("/api/v1/auth/logout", logout, methods=["POST"]),
+    Route("/api/v1/auth/password-reset", password_reset, methods=["POST"]),
+    Route("/api/v1/auth/password-reset/confirm", password_reset_confirm, methods=["POST"]),
+]

@@ -1,0 +1,84 @@
+"""Request and response bodies of the accounts API."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+_LETTER = re.compile(r"[^\W\d_]")
+_DIGIT = re.compile(r"\d")
+
+
+def normalise_email(value: str) -> str:
+    value = value.strip().lower()
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def check_password(value: str) -> str:
+    if not 8 <= len(value) <= 128:
+        raise ValueError("Password must be 8 to 128 characters long")
+    if not _LETTER.search(value) or not _DIGIT.search(value):
+        raise ValueError("Password must contain at least one letter and one digit")
+    return value
+
+
+Email = Annotated[str, Field(max_length=320), AfterValidator(normalise_email)]
+# Login takes whatever was typed (OAuth2 clients send a "username"): a malformed email is just wrong.
+LoginEmail = Annotated[str, Field(min_length=1, max_length=320), AfterValidator(lambda v: v.strip().lower())]
+NewPassword = Annotated[str, AfterValidator(check_password)]
+# Login checks any password; the cap stops a megabyte "password" from reaching bcrypt's pre-hash.
+AnyPassword = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class RegisterIn(Strict):
+    email: Email
+    password: NewPassword
+
+
+class ActivateIn(Strict):
+    code: Annotated[str, Field(pattern=r"^\d{4}$", description="The 4-digit code from the email")]
+
+
+class LoginIn(Strict):
+    email: LoginEmail
+    password: AnyPassword
+
+
+class RefreshIn(Strict):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class PasswordResetIn(Strict):
+    email: Email
+
+
+class PasswordResetConfirmIn(Strict):
+    token: Annotated[str, Field(min_length=1, max_length=256)]
+    password: NewPassword
+
+
+class UserOut(BaseModel):
+    id: UUID
+    email: str
+    is_active: bool
+    created_at: datetime
+
+
+class TokensOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105
+    expires_in: int

@@ -1,0 +1,99 @@
+"""Settings, read once from the environment; `.env.example` documents every name."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from functools import cache
+
+DEVELOPMENT_SECRET = "development-only-secret-key-change-me-0123456789"  # noqa: S105 (dev only)
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str = "development"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/tasklane"
+    database_pool_min: int = 1
+    database_pool_max: int = 10
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    secret_key: str = DEVELOPMENT_SECRET
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_starttls: bool = False
+    smtp_timeout: float = 10.0
+    email_from: str = "tasklane <no-reply@tasklane.localhost>"
+    public_base_url: str = "http://127.0.0.1:8000"
+    bcrypt_rounds: int = 12
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    access_token_ttl: int = 15 * 60
+    refresh_token_ttl: int = 14 * 24 * 3600
+    activation_code_ttl: int = 60
+    password_reset_ttl: int = 3600
+    max_json_bytes: int = 1024 * 1024
+    log_level: str = "INFO"
+    relay_interval: float = 5.0
+    relay_grace: float = 30.0
+    broker_heartbeat_timeout_ms: int = 60_000
+
+    @property
+    def is_development(self) -> bool:
+        return self.app_env in {"development", "test"}
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        app_env = env.get("APP_ENV", cls.app_env).strip().lower()
+        secret = env.get("SECRET_KEY", "")
+        if not secret:
+            if app_env not in {"development", "test"}:
+                raise ConfigError(f"SECRET_KEY must be set when APP_ENV={app_env}")
+            secret = DEVELOPMENT_SECRET
+        elif len(secret) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 characters long")
+
+        def get(name: str, default: object) -> str:
+            return env.get(name, str(default))
+
+        return cls(
+            app_env=app_env,
+            database_url=get("DATABASE_URL", cls.database_url),
+            database_pool_min=int(get("DATABASE_POOL_MIN", cls.database_pool_min)),
+            database_pool_max=int(get("DATABASE_POOL_MAX", cls.database_pool_max)),
+            redis_url=get("REDIS_URL", cls.redis_url),
+            secret_key=secret,
+            smtp_host=get("SMTP_HOST", cls.smtp_host),
+            smtp_port=int(get("SMTP_PORT", cls.smtp_port)),
+            smtp_user=get("SMTP_USER", cls.smtp_user),
+            smtp_password=get("SMTP_PASSWORD", cls.smtp_password),
+            smtp_starttls=_bool(get("SMTP_STARTTLS", cls.smtp_starttls)),
+            smtp_timeout=float(get("SMTP_TIMEOUT", cls.smtp_timeout)),
+            email_from=get("EMAIL_FROM", cls.email_from),
+            public_base_url=get("PUBLIC_BASE_URL", cls.public_base_url).rstrip("/"),
+            bcrypt_rounds=int(get("BCRYPT_ROUNDS", cls.bcrypt_rounds)),
+            trusted_proxies=_networks(get("TRUSTED_PROXIES", "")),
+            max_json_bytes=int(get("MAX_JSON_BYTES", cls.max_json_bytes)),
+            log_level=get("LOG_LEVEL", cls.log_level).upper(),
+            relay_interval=float(get("RELAY_INTERVAL", cls.relay_interval)),
+            relay_grace=float(get("RELAY_GRACE", cls.relay_grace)),
+            broker_heartbeat_timeout_ms=int(get("BROKER_HEARTBEAT_TIMEOUT_MS", cls.broker_heartbeat_timeout_ms)),
+        )
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,16 @@
+"""What service functions need from their process, built once by the web app or the worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.config import Settings
+from service.db import Database
+from service.jobs import Dispatcher
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    db: Database
+    dispatcher: Dispatcher

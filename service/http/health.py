@@ -1,0 +1,47 @@
+"""Liveness (the process answers) and readiness (its backing services answer)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service.errors import problem
+from service.json import json_response
+
+CHECK_TIMEOUT = 2.0
+
+
+async def live(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def _postgres(request: Request) -> None:
+    async with request.state.db.connection() as conn:
+        await conn.fetchval("SELECT 1")
+
+
+async def _redis(request: Request) -> None:
+    await request.state.redis.ping()
+
+
+async def ready(request: Request) -> Response:
+    checks = {"postgres": _postgres(request), "redis": _redis(request)}
+    results = await asyncio.gather(
+        *(asyncio.wait_for(check, CHECK_TIMEOUT) for check in checks.values()), return_exceptions=True
+    )
+    status = {name: "ok" if r is None else "unavailable" for name, r in zip(checks, results, strict=True)}
+    failed = [name for name, state in status.items() if state != "ok"]
+    if failed:
+        return problem(
+            503, f"Not ready: {', '.join(failed)} unreachable", slug="not-ready", headers={"Retry-After": "5"}
+        )
+    return json_response({"status": "ok", "checks": status})
+
+
+routes = [
+    Route("/health/live", live, methods=["GET"]),
+    Route("/health/ready", ready, methods=["GET"]),
+]

@@ -1,0 +1,151 @@
+"""The worker's broker and middleware: one class per concern, hooks named before_*/after_*.
+
+Order matters: AsyncIO must come first so the event loop exists before the hooks that use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import dramatiq
+from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.middleware import AsyncIO, Middleware
+
+from service.config import get_settings
+from service.context import Context
+from service.db import Database
+from service.jobs import Dispatcher, make_broker, send
+from service.logs import request_id_var, setup_logging
+from service.notifications import emails
+from service.notifications.emails import Mailer, mailer_for
+
+log = logging.getLogger("tasklane.worker")
+T = TypeVar("T")
+
+
+class Resources:
+    """What actors share inside one worker process; opened at boot on the worker's event loop."""
+
+    ctx: Context
+    mailer: Mailer
+
+
+resources = Resources()
+
+
+def run(coro: Awaitable[T]) -> T:
+    """Run a coroutine on the worker's event loop from any thread and wait for it."""
+    loop_thread = get_event_loop_thread()
+    assert loop_thread is not None, "the AsyncIO middleware is not running"
+    return loop_thread.run_coroutine(coro)
+
+
+class RequestContext(Middleware):
+    """Carries the X-Request-ID of the request that caused a message into the worker's log lines.
+    Async actors see it too: their coroutine is scheduled from this thread and copies its context."""
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+        request_id_var.set(message.options.get("request_id"))
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: dramatiq.Message[Any],
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        request_id_var.set(None)
+
+    after_skip_message = after_process_message
+
+
+class WorkerResources(Middleware):
+    """Opens the database pool when the worker boots and closes it when it stops."""
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        settings = get_settings()
+        db = Database(settings.database_url, min_size=1, max_size=settings.database_pool_max)
+        run(db.connect())
+        resources.ctx = Context(settings=settings, db=db, dispatcher=Dispatcher(broker))
+        resources.mailer = mailer_for(settings)
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        # After hooks run in reverse order, so the AsyncIO loop is still up here, and every worker
+        # thread has finished its message: nothing uses the pool any more.
+        ctx = getattr(resources, "ctx", None)
+        if ctx is not None:
+            ctx.dispatcher.close()
+            run(ctx.db.disconnect())
+
+
+# Each re-drive function returns jobs for work whose broker message may have been lost.
+REDRIVERS: list[Callable[[Context], Awaitable[list[Any]]]] = [emails.redrive]
+RELAY_LOCK = int.from_bytes(b"tl-relay", "big") >> 1
+
+
+class Relay(Middleware):
+    """Re-enqueues work still pending in PostgreSQL after its deadline: a Redis restart without
+    persistence, a broker outage during a request, or a killed worker never loses a job. Runs on the
+    worker's event loop; an advisory lock lets one worker process at a time do a sweep."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._future: Future[None] | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        loop_thread = get_event_loop_thread()
+        assert loop_thread is not None
+        self._future = asyncio.run_coroutine_threadsafe(self._loop(broker), loop_thread.loop)
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stop.set()
+        if self._future is not None:
+            self._future.cancel()
+
+    async def _loop(self, broker: dramatiq.Broker) -> None:
+        interval = resources.ctx.settings.relay_interval
+        while not self._stop.is_set():
+            try:
+                await sweep(resources.ctx, broker)
+            except Exception as exc:
+                log.warning("relay sweep failed", extra={"error": repr(exc)})
+            await asyncio.sleep(interval)
+
+
+async def sweep(ctx: Context, broker: dramatiq.Broker) -> int:
+    """One pass of the relay; returns how many jobs it enqueued."""
+    jobs = []
+    async with ctx.db.transaction(), ctx.db.connection() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK):
+            return 0
+        for redrive in REDRIVERS:
+            jobs.extend(await redrive(ctx))
+    # Enqueue after commit, off the loop: if Redis is still away, the rows stay due and the next
+    # sweep tries again.
+    loop = asyncio.get_running_loop()
+    for job in jobs:
+        await loop.run_in_executor(None, send, broker, job)
+    if jobs:
+        log.info("relay re-enqueued jobs", extra={"count": len(jobs)})
+    return len(jobs)
+
+
+def setup() -> dramatiq.Broker:
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    broker = make_broker(settings)
+    broker.add_middleware(AsyncIO())
+    broker.add_middleware(RequestContext())
+    broker.add_middleware(WorkerResources())
+    broker.add_middleware(Relay())
+    dramatiq.set_broker(broker)
+    return broker
+
+
+broker = setup()
