@@ -110,18 +110,19 @@ async def register(ctx: Context, data: RegisterIn) -> Account:
     return account
 
 
-async def authenticate(ctx: Context, email: str, password: str) -> Account:
-    """The account these credentials open, active or not; BadCredentials otherwise, in similar time."""
+async def authenticate(ctx: Context, email: str, password: str, scheme: str = "Bearer") -> Account:
+    """The account these credentials open, active or not; BadCredentials otherwise, in similar time.
+    `scheme` is the authentication scheme the caller used, named in the 401 challenge."""
     row = await ctx.db.fetch_one(Q.account_by_email, email=email.strip().lower())
     hashed = row["password_hash"] if row else await _dummy.get(ctx.settings.bcrypt_rounds)
     ok = await passwords.verify_password(password, hashed)
     if row is None or not ok:
-        raise BadCredentials("Incorrect email or password")
+        raise BadCredentials("Incorrect email or password", scheme=scheme)
     return Account.from_row(row)
 
 
 async def activate(ctx: Context, email: str, password: str, code: str) -> Account:
-    account = await authenticate(ctx, email, password)
+    account = await authenticate(ctx, email, password, scheme="Basic")
     if account.is_active:
         raise AlreadyActive("This account is already active")
     secret = ctx.settings.secret_key
@@ -129,7 +130,7 @@ async def activate(ctx: Context, email: str, password: str, code: str) -> Accoun
     async with ctx.db.transaction():
         state = await ctx.db.fetch_one(Q.lock_activation, id=account.id)
         if state is None:
-            raise BadCredentials("Incorrect email or password")
+            raise BadCredentials("Incorrect email or password", scheme="Basic")
         if state["is_active"]:
             raise AlreadyActive("This account is already active")
         stored = state["activation_code_hash"]
@@ -155,7 +156,7 @@ async def activate(ctx: Context, email: str, password: str, code: str) -> Accoun
 
 
 async def resend_activation_code(ctx: Context, email: str, password: str) -> None:
-    account = await authenticate(ctx, email, password)
+    account = await authenticate(ctx, email, password, scheme="Basic")
     if account.is_active:
         raise AlreadyActive("This account is already active")
     async with ctx.db.transaction():

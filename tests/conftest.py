@@ -1,0 +1,111 @@
+"""Test fixtures on real components: a dedicated PostgreSQL database (re-created per run), a dedicated
+Redis database, and a real SMTP server (aiosmtpd) in this process."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import httpx
+import pytest
+import redis
+
+from tests.support import SMTPSink, free_port
+
+
+def _setdefault_env() -> None:
+    os.environ.setdefault("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/tasklane_test")
+    os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    os.environ.update(
+        APP_ENV="test",
+        DATABASE_URL=os.environ["TEST_DATABASE_URL"],
+        REDIS_URL=os.environ["TEST_REDIS_URL"],
+        SECRET_KEY="test-secret-key-that-is-long-enough-0123456789",
+        BCRYPT_ROUNDS="4",
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(free_port()),
+        EMAIL_FROM="tasklane <no-reply@tasklane.test>",
+        RELAY_INTERVAL="0.3",
+        RELAY_GRACE="1",
+        BROKER_HEARTBEAT_TIMEOUT_MS="5000",
+        LOG_LEVEL="WARNING",
+    )
+
+
+_setdefault_env()
+
+from service.config import Settings, get_settings  # noqa: E402  (after the environment is set)
+from service.migrate import migrate  # noqa: E402
+from tests.support import AppClient, recreate_database  # noqa: E402
+
+KEEP_TABLES = {"schema_migrations"}
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def smtp(settings: Settings) -> Iterator[SMTPSink]:
+    sink = SMTPSink(settings.smtp_host, settings.smtp_port)
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+async def database(settings: Settings) -> str:
+    await recreate_database(settings.database_url)
+    await migrate(settings.database_url)
+    return settings.database_url
+
+
+@pytest.fixture(scope="session")
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url)
+
+
+@pytest.fixture
+async def clean(database: str, redis_client: redis.Redis, smtp: SMTPSink) -> None:
+    """Every test starts with empty tables, an empty Redis database and an empty mailbox."""
+    conn = await asyncpg.connect(database)
+    try:
+        tables = [
+            r["tablename"]
+            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            if r["tablename"] not in KEEP_TABLES
+        ]
+        if tables:
+            await conn.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
+    finally:
+        await conn.close()
+    redis_client.flushdb()
+    smtp.clear()
+
+
+@pytest.fixture(scope="session")
+async def app_client(database: str, settings: Settings) -> AsyncIterator[AppClient]:
+    async with AppClient.start(settings) as client:
+        yield client
+
+
+@pytest.fixture
+async def client(app_client: AppClient, clean: None) -> httpx.AsyncClient:
+    return app_client.http
+
+
+@pytest.fixture
+def ctx(app_client: AppClient):
+    return app_client.ctx
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Fail early, with a useful message, when a backing service is down.
+    for host, port, what in ((("127.0.0.1", 5432, "PostgreSQL")), ("127.0.0.1", 6379, "Redis")):
+        with socket.socket() as s:
+            s.settimeout(2)
+            if s.connect_ex((host, port)) != 0:
+                raise pytest.UsageError(f"{what} is not answering on {host}:{port}; .ci/run starts it")

@@ -1,0 +1,192 @@
+"""Shared test helpers: a real SMTP sink, the app on its lifespan, and account flows."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import re
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from email.message import Message
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+from aiosmtpd.controller import Controller
+from starlette.applications import Starlette
+
+from service.config import Settings
+from service.context import Context
+
+PASSWORD = "secret123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SMTPSink:
+    """A real SMTP server that keeps what it receives; it can be told to refuse mail for a while."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.messages: list[Message] = []
+        self.refusing = False
+        self._lock = threading.Lock()
+        self.controller = Controller(self, hostname=host, port=port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refusing:
+            return "451 4.3.0 Temporarily refusing mail"
+        with self._lock:
+            self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+        self.refusing = False
+
+    def to(self, address: str) -> list[Message]:
+        with self._lock:
+            return [m for m in self.messages if m["To"] == address]
+
+    async def wait_for(self, address: str, count: int = 1, timeout: float = 15.0) -> list[Message]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.to(address)
+            if len(found) >= count:
+                return found
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"expected {count} email(s) to {address}, got {len(self.to(address))}")
+
+
+def body(message: Message) -> str:
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode()
+
+
+def code_in(message: Message) -> str:
+    match = re.search(r"activation code is (\d{4})", body(message))
+    assert match, body(message)
+    return match.group(1)
+
+
+def reset_token_in(message: Message) -> str:
+    match = re.search(r'"token": "([^"]+)"', body(message))
+    assert match, body(message)
+    return match.group(1)
+
+
+async def recreate_database(url: str) -> None:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
+@dataclass
+class AppClient:
+    app: Starlette
+    state: dict[str, Any]
+    http: httpx.AsyncClient
+
+    @property
+    def ctx(self) -> Context:
+        return self.state["ctx"]
+
+    @classmethod
+    @asynccontextmanager
+    async def start(
+        cls, settings: Settings, client: tuple[str, int] = ("127.0.0.1", 50000)
+    ) -> AsyncIterator[AppClient]:
+        from service.app import create_app
+
+        app = create_app(settings)
+        async with app.router.lifespan_context(app) as state:
+
+            async def with_state(scope: Any, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+                scope["state"] = dict(state)  # as uvicorn does with lifespan state
+                await app(scope, receive, send)
+
+            transport = httpx.ASGITransport(app=with_state, client=client)
+            async with httpx.AsyncClient(transport=transport, base_url="http://tasklane.test") as http:
+                yield cls(app, state, http)
+
+
+async def deliver_pending_emails(ctx: Context) -> list[str]:
+    """Send every queued email now, as the `emails.send` actor would, through the real SMTP server."""
+    from service.notifications.emails import SMTPMailer, deliver
+
+    async with ctx.db.connection() as conn:
+        ids = [r["id"] for r in await conn.fetch("SELECT id FROM emails WHERE status = 'pending' ORDER BY created_at")]
+    return [await deliver(ctx, SMTPMailer(ctx.settings), i) for i in ids]
+
+
+async def register(http: httpx.AsyncClient, address: str, password: str = PASSWORD) -> httpx.Response:
+    return await http.post("/api/v1/users", json={"email": address, "password": password})
+
+
+async def activate(http: httpx.AsyncClient, address: str, code: str, password: str = PASSWORD) -> httpx.Response:
+    return await http.post("/api/v1/users/activate", json={"code": code}, auth=(address, password))
+
+
+async def login(http: httpx.AsyncClient, address: str, password: str = PASSWORD) -> httpx.Response:
+    return await http.post("/api/v1/auth/login", json={"email": address, "password": password})
+
+
+async def active_account(
+    http: httpx.AsyncClient, ctx: Context, smtp: Any, address: str, password: str = PASSWORD
+) -> dict[str, Any]:
+    """Register, read the code from the email, activate and log in; returns the token response."""
+    assert (await register(http, address, password)).status_code == 201
+    await deliver_pending_emails(ctx)
+    code = code_in((await smtp.wait_for(address))[-1])
+    assert (await activate(http, address, code, password)).status_code == 200
+    await deliver_pending_emails(ctx)  # the welcome email, so the outbox starts empty
+    response = await login(http, address, password)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def bearer(tokens: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def db_value(ctx: Context, sql: str, *args: Any) -> Any:
+    async with ctx.db.connection() as conn:
+        return await conn.fetchval(sql, *args)
+
+
+async def db_execute(ctx: Context, sql: str, *args: Any) -> None:
+    async with ctx.db.connection() as conn:
+        await conn.execute(sql, *args)
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    data = response.json()
+    assert data["status"] == status and data["title"] and data["detail"] and data["type"]
+    return data
