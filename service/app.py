@@ -15,7 +15,7 @@ from service.accounts import routes as accounts_routes
 from service.config import Settings, get_settings
 from service.context import Context
 from service.db import Database
-from service.errors import EXCEPTION_HANDLERS
+from service.errors import BACKEND_DOWN, EXCEPTION_HANDLERS
 from service.http import health
 from service.http.middleware import RequestContextMiddleware
 from service.http.ratelimit import RateLimiter
@@ -34,8 +34,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         db = Database(settings.database_url, min_size=settings.database_pool_min, max_size=settings.database_pool_max)
         await db.connect()
-        async with db.connection() as conn:
-            await verify(conn)
+        try:
+            async with db.connection() as conn:
+                await verify(conn)
+        except BACKEND_DOWN as exc:
+            # Start anyway: /health/ready says 503 and requests answer 503 until PostgreSQL is back.
+            log.warning("database unreachable at start-up", extra={"error": repr(exc)})
         redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=2)
         dispatcher = Dispatcher(make_broker(settings))
         ctx = Context(settings=settings, db=db, dispatcher=dispatcher)

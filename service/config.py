@@ -26,10 +26,10 @@ def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network
 class Settings:
     app_env: str = "development"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/tasklane"
-    database_pool_min: int = 1
+    database_pool_min: int = 0
     database_pool_max: int = 10
     redis_url: str = "redis://127.0.0.1:6379/0"
-    secret_key: str = DEVELOPMENT_SECRET
+    secret_key: str = field(default=DEVELOPMENT_SECRET, repr=False)
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_user: str = ""

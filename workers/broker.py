@@ -70,7 +70,7 @@ class WorkerResources(Middleware):
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         settings = get_settings()
-        db = Database(settings.database_url, min_size=1, max_size=settings.database_pool_max)
+        db = Database(settings.database_url, min_size=settings.database_pool_min, max_size=settings.database_pool_max)
         run(db.connect())
         resources.ctx = Context(settings=settings, db=db, dispatcher=Dispatcher(broker))
         resources.mailer = mailer_for(settings)
@@ -101,6 +101,7 @@ class Relay(Middleware):
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         loop_thread = get_event_loop_thread()
         assert loop_thread is not None
+        self._stop = threading.Event()
         self._future = asyncio.run_coroutine_threadsafe(self._loop(broker), loop_thread.loop)
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.processes import Stack, stack_env
+
+
+@pytest.fixture
+def stack(clean: None, tmp_path: Path) -> Iterator[Stack]:
+    """Real web and worker processes on the test database, Redis and SMTP sink; stopped after the test."""
+    s = Stack(stack_env(), tmp_path)
+    try:
+        yield s
+    finally:
+        s.stop_all()

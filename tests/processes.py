@@ -1,0 +1,117 @@
+"""Real tasklane processes for end-to-end tests: uvicorn web workers and `dramatiq workers`, started
+from the same commands the Procfile uses, with their JSON logs captured to files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from tests.support import free_port
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    def logs(self) -> list[dict[str, Any]]:
+        lines = []
+        for raw in self.log_path.read_bytes().splitlines():
+            try:
+                lines.append(orjson.loads(raw))
+            except orjson.JSONDecodeError:
+                lines.append({"raw": raw.decode(errors="replace")})
+        return lines
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(10)
+        return self.popen.returncode
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    workdir: Path
+    processes: list[Process] = field(default_factory=list)
+
+    def _start(self, name: str, argv: list[str], extra_env: dict[str, str] | None = None) -> Process:
+        log_path = self.workdir / f"{name}-{len(self.processes)}.log"
+        handle = log_path.open("wb")
+        popen = subprocess.Popen(
+            argv,
+            env={**self.env, **(extra_env or {})},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).parents[1],
+        )
+        process = Process(name, popen, log_path)
+        self.processes.append(process)
+        return process
+
+    def web(self, workers: int = 1, extra_env: dict[str, str] | None = None) -> tuple[Process, str]:
+        port = free_port()
+        argv = [
+            str(BIN / "uvicorn"), "service.app:create_app", "--factory", "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(workers), "--no-server-header", "--no-access-log",
+            "--timeout-graceful-shutdown", "20",
+        ]  # fmt: skip
+        process = self._start("web", argv, extra_env)
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(url, process)
+        return process, url
+
+    def worker(self, processes: int = 1, threads: int = 2, extra_env: dict[str, str] | None = None) -> Process:
+        argv = [str(BIN / "dramatiq"), "workers", "--processes", str(processes), "--threads", str(threads)]
+        process = self._start("worker", argv, extra_env)
+        deadline = time.monotonic() + 30
+        while "Worker process is ready" not in process.text() and "is ready for action" not in process.text():
+            if process.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{process.text()[-3000:]}")
+            time.sleep(0.1)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+def wait_until_ready(url: str, process: Process, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"{process.name} exited:\n{process.text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{process.name} not ready in {timeout}s:\n{process.text()[-3000:]}")
+
+
+def stack_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(LOG_LEVEL="INFO", PYTHONUNBUFFERED="1")
+    env.update(overrides)
+    return env

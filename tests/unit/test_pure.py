@@ -1,0 +1,134 @@
+"""Pure pieces: settings, named SQL, client addresses, tokens and codes."""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+
+import pytest
+from starlette.requests import Request
+
+from service.accounts import tokens
+from service.config import ConfigError, Settings
+from service.db import parse_queries
+from service.http.clients import client_ip
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        Settings.from_env({"APP_ENV": "production"})
+    with pytest.raises(ConfigError, match="32"):
+        Settings.from_env({"APP_ENV": "production", "SECRET_KEY": "short"})
+    assert Settings.from_env({"APP_ENV": "production", "SECRET_KEY": "k" * 40}).secret_key == "k" * 40
+
+
+def test_development_has_working_local_defaults():
+    s = Settings.from_env({})
+    assert s.app_env == "development"
+    assert s.database_url.startswith("postgresql://")
+    assert s.redis_url.startswith("redis://")
+    assert s.bcrypt_rounds == 12
+    assert s.smtp_host == ""
+
+
+def test_settings_read_the_documented_names():
+    s = Settings.from_env(
+        {
+            "SMTP_HOST": "mail",
+            "SMTP_PORT": "2525",
+            "SMTP_USER": "u",
+            "SMTP_PASSWORD": "pw-0xdeadbeef",
+            "SMTP_STARTTLS": "true",
+            "EMAIL_FROM": "x@y.z",
+            "PUBLIC_BASE_URL": "https://t.example/",
+            "BCRYPT_ROUNDS": "10",
+            "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.1",
+        }
+    )
+    assert (s.smtp_host, s.smtp_port, s.smtp_user, s.smtp_password, s.smtp_starttls) == (
+        "mail",
+        2525,
+        "u",
+        "pw-0xdeadbeef",
+        True,
+    )
+    assert s.public_base_url == "https://t.example"
+    assert s.bcrypt_rounds == 10
+    assert ipaddress.ip_address("10.1.2.3") in s.trusted_proxies[0]
+    # Secrets stay out of repr, so logging the settings never leaks them
+    assert "pw-0xdeadbeef" not in repr(s)
+    assert s.secret_key not in repr(s)
+
+
+def test_every_env_name_is_documented_in_env_example():
+    from pathlib import Path
+
+    documented = {
+        line.split("=", 1)[0]
+        for line in (Path(__file__).parents[2] / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    for name in [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SECRET_KEY",
+        "SMTP_HOST",
+        "SMTP_PORT",
+        "SMTP_USER",
+        "SMTP_PASSWORD",
+        "SMTP_STARTTLS",
+        "EMAIL_FROM",
+        "PUBLIC_BASE_URL",
+        "BCRYPT_ROUNDS",
+        "TRUSTED_PROXIES",
+    ]:
+        assert name in documented
+
+
+def test_named_queries_become_positional_and_keep_casts():
+    queries = parse_queries(
+        "-- name: find-thing\n-- Returns a thing.\nSELECT :a::text, :b, :a FROM t WHERE x = 'y:z';\n"
+        "-- name: other\nSELECT 1;\n"
+    )
+    q = queries["find_thing"]
+    assert q.sql == "SELECT $1::text, $2, $1 FROM t WHERE x = 'y:z'"
+    assert q.args({"a": 1, "b": 2}) == [1, 2]
+    assert queries["other"].params == ()
+    with pytest.raises(TypeError, match="needs parameter"):
+        q.args({"a": 1})
+
+
+def _request(peer: str, forwarded: str | None = None) -> Request:
+    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+    return Request({"type": "http", "client": (peer, 1234), "headers": headers, "method": "GET", "path": "/"})
+
+
+def test_forwarded_for_is_ignored_from_untrusted_peers():
+    assert client_ip(_request("203.0.113.9", "1.2.3.4"), ()) == "203.0.113.9"
+    trusted = (ipaddress.ip_network("10.0.0.0/8"),)
+    assert client_ip(_request("203.0.113.9", "1.2.3.4"), trusted) == "203.0.113.9"
+
+
+def test_forwarded_for_from_a_trusted_proxy_names_the_first_untrusted_hop():
+    trusted = (ipaddress.ip_network("10.0.0.0/8"),)
+    # The client can prepend anything; only what our proxies appended counts
+    assert client_ip(_request("10.0.0.2", "6.6.6.6, 198.51.100.7, 10.0.0.5"), trusted) == "198.51.100.7"
+    assert client_ip(_request("10.0.0.2", "not-an-ip"), trusted) == "10.0.0.2"
+    assert client_ip(_request("10.0.0.2"), trusted) == "10.0.0.2"
+
+
+def test_access_tokens_round_trip_and_reject_other_types():
+    account = uuid.uuid4()
+    token = tokens.create_access_token("k" * 40, account, 60)
+    assert tokens.decode_access_token("k" * 40, token.token) == account
+    with pytest.raises(tokens.InvalidToken):
+        tokens.decode_access_token("j" * 40, token.token)
+
+
+def test_codes_are_four_digits_and_digests_are_keyed_per_account():
+    codes = {tokens.new_code() for _ in range(200)}
+    assert all(len(c) == 4 and c.isdigit() for c in codes)
+    a, b = uuid.uuid4(), uuid.uuid4()
+    assert tokens.code_digest("k", a, "1234") != tokens.code_digest("k", b, "1234")
+    assert tokens.code_matches("k", a, "1234", tokens.code_digest("k", a, "1234"))
+    assert not tokens.code_matches("k", a, "1235", tokens.code_digest("k", a, "1234"))
