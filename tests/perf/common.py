@@ -48,9 +48,8 @@ def print_table(title: str, figures: list[Figure]) -> None:
     for f in figures:
         base = f"{f.baseline:,.1f}" if f.baseline is not None else "-"
         ratio = f"{f.ratio:.2f}" if f.ratio is not None else "-"
-        print(
-            f"{f.figure + (' (' + f.unit + ')' if f.unit else ''):<58} {f.tasklane:>12,.1f} {base:>12} {ratio:>7}  {f.goal}"
-        )
+        name = f"{f.figure} ({f.unit})" if f.unit else f.figure
+        print(f"{name:<58} {f.tasklane:>12,.1f} {base:>12} {ratio:>7}  {f.goal}")
 
 
 async def fresh_database(name: str) -> str:
@@ -109,7 +108,7 @@ def uvicorn(app: str, *flags: str) -> list[str]:
 
 def percentile(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 @dataclass
