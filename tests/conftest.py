@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -38,7 +39,7 @@ _setdefault_env()
 
 from service.config import Settings, get_settings  # noqa: E402  (after the environment is set)
 from service.migrate import migrate  # noqa: E402
-from tests.support import AppClient, recreate_database  # noqa: E402
+from tests.support import AppClient, recreate_database, running_worker  # noqa: E402
 
 KEEP_TABLES = {"schema_migrations"}
 
@@ -95,6 +96,13 @@ async def app_client(database: str, settings: Settings) -> AsyncIterator[AppClie
 @pytest.fixture
 async def client(app_client: AppClient, clean: None) -> httpx.AsyncClient:
     return app_client.http
+
+
+@pytest.fixture
+def worker(clean: None) -> Iterator[Any]:
+    """A real Dramatiq worker (in this process) processing the test Redis queues; yields its broker."""
+    with running_worker() as broker:
+        yield broker
 
 
 @pytest.fixture

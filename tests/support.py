@@ -8,8 +8,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
@@ -168,6 +168,23 @@ async def active_account(
     response = await login(http, address, password)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+@contextmanager
+def running_worker(threads: int = 2) -> Iterator[Any]:
+    """A real Dramatiq worker in this process, on the test Redis, with the project's middleware."""
+    import dramatiq
+
+    import workers  # noqa: F401  (declares the actors)
+    from workers.broker import broker
+
+    broker.flush_all()
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+    worker.start()
+    try:
+        yield broker
+    finally:
+        worker.stop()
 
 
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:

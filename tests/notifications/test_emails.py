@@ -6,12 +6,11 @@ import asyncio
 import dataclasses
 import time
 
-import dramatiq
 import pytest
 
 from service.notifications import emails
 from service.notifications.emails import MAX_ATTEMPTS, DeliveryFailed, SMTPMailer, deliver
-from tests.support import AppClient, db_execute, db_value, free_port, register
+from tests.support import AppClient, db_execute, db_value, free_port, register, running_worker
 
 EMAIL = "frank@example.com"
 
@@ -82,19 +81,6 @@ async def test_relay_re_enqueues_only_overdue_emails_once_per_grace_period(clien
     assert await db_value(ctx, "SELECT status FROM emails WHERE id = $1", email_id) == "pending"
 
 
-@pytest.fixture
-def worker(clean):
-    """A real Dramatiq worker on the test Redis, with the project's middleware (DB pool, relay)."""
-    import workers  # noqa: F401  (declares the actors)
-    from workers.broker import broker
-
-    broker.flush_all()
-    w = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
-    w.start()
-    yield broker
-    w.stop()
-
-
 async def _eventually(probe, timeout: float = 15.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -123,18 +109,10 @@ async def test_registration_succeeds_with_the_broker_down_and_the_relay_delivers
     assert [r.status_code for r in responses] == [201, 201, 201]
     assert await db_value(ctx, "SELECT count(*) FROM emails WHERE status = 'pending'") == 3
     # When a worker with a working broker comes up, its relay finds the lost jobs
-    import workers  # noqa: F401
-    from workers.broker import broker
-
-    broker.flush_all()
-    w = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
-    w.start()
-    try:
+    with running_worker():
         for i in range(3):
             await smtp.wait_for(f"user{i}@example.com", timeout=20)
         await asyncio.sleep(2.5)  # several more relay sweeps: nothing is sent twice
-    finally:
-        w.stop()
     assert [len(smtp.to(f"user{i}@example.com")) for i in range(3)] == [1, 1, 1]
     assert await db_value(ctx, "SELECT count(*) FROM emails WHERE status = 'sent'") == 3
 
