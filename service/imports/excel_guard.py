@@ -36,11 +36,14 @@ _PKG_REL_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _TOO_LARGE = "The workbook is too large to import"
 _SPLIT_HINT = "Delete unused rows and columns, or split it into several files (or save it as CSV)."
 
-# A cell or row reference: r="B12" on <c>, r="12" on <row>; XML allows spaces around = and either quote.
-_REF = rb"""\sr\s*=\s*["']"""
-_LAST_REF = re.compile(_REF + rb"([A-Za-z]*)0*([0-9]+)[\"']")
-_COLUMNS = re.compile(_REF + rb"([A-Za-z]+)[0-9]")
-_ROWS = re.compile(_REF + rb"[A-Za-z]*0*([0-9]+)[\"']")
+# The fast path reads references in the form every mainstream writer uses: <c r="B12" ...> and <row r="12">.
+# Patterns start with the literal ' r="' so the regex engine can skip ahead; anything else (cells without a
+# leading r, other quoting, prefixed tags) sends the sheet to the slow path that walks every tag.
+_ROWS = re.compile(rb' r="[A-Za-z]*0*([0-9]+)"')
+_COLUMNS = re.compile(rb' r="([A-Za-z]+)[0-9]')
+_ANY_REF = re.compile(rb"""\sr\s*=\s*["']([A-Za-z]*)0*([0-9]+)["']""")
+_ODD_CELL = re.compile(rb'<c(?:[>/]|\s(?!r="))')  # a <c> whose first attribute is not r="..."
+_PREFIXED_CELL = re.compile(rb":c[\s/>]")
 _TAGS = re.compile(rb"<(/?)(?:[\w.-]+:)?(row|c)(?=[\s/>])([^>]*)>")
 
 
@@ -164,10 +167,11 @@ def scan_extent(archive: zipfile.ZipFile, part: str) -> SheetExtent:
 
 
 def _has_cells_without_leading_ref(block: bytes) -> bool:
-    # Every <c ...> starting with r="..." -> positions come from the refs we scan; otherwise simulate.
-    tags = block.count(b"<c ") + block.count(b"<c>") + block.count(b"<c/>")
-    with_ref = block.count(b'<c r="')
-    return tags != with_ref or b":c " in block or b":c>" in block
+    # When every cell starts <c r="...">, cell positions are exactly the refs the fast path reads.
+    # "<c" also opens <col>, <cfRule>...: only when the counts differ do we look at the tags themselves.
+    if block.count(b"<c") != block.count(b'<c r="') and _ODD_CELL.search(block):
+        return True
+    return _PREFIXED_CELL.search(block) is not None
 
 
 def column_index(letters: bytes) -> int:
@@ -186,13 +190,15 @@ def column_letters(index: int) -> str:
 
 
 def _greater_letters(index: int) -> str:
-    """Regex alternatives matching column letters strictly after column `index`."""
+    """Regex alternatives matching column letters (either case) strictly after column `index`."""
     letters = column_letters(index) if index else ""
-    options = [f"[A-Z]{{{len(letters) + 1},}}"]
+    options = [f"[A-Za-z]{{{len(letters) + 1},}}"]
     for i, ch in enumerate(letters):
         if ch != "Z":
+            prefix = "".join(f"[{c}{c.lower()}]" for c in letters[:i])
+            after = chr(ord(ch) + 1)
             rest = len(letters) - i - 1
-            options.append(f"{letters[:i]}[{chr(ord(ch) + 1)}-Z][A-Z]{{{rest}}}")
+            options.append(f"{prefix}[{after}-Z{after.lower()}-z][A-Za-z]{{{rest}}}")
     return "|".join(options)
 
 
@@ -212,7 +218,7 @@ _beyond_column: dict[int, re.Pattern[bytes]] = {}
 def _max_column(block: bytes, current: int) -> int:
     pattern = _beyond_column.get(current)
     if pattern is None:
-        pattern = re.compile(_REF + f"(?:{_greater_letters(current)})[0-9]".encode(), re.IGNORECASE)
+        pattern = re.compile(f' r="(?:{_greater_letters(current)})[0-9]'.encode())
         if len(_beyond_column) < 1000:
             _beyond_column[current] = pattern
     if pattern.search(block) is None:
@@ -225,7 +231,7 @@ def _max_row(block: bytes, current: int) -> int:
     # claim with one search and fall back to reading every reference if the sheet is out of order.
     last = _ROWS.findall(block, max(len(block) - 4096, 0))
     candidate = max(current, *(int(m) for m in last)) if last else current
-    beyond = re.compile(_REF + f"[A-Za-z]*0*(?:{_greater_number(candidate)})[\"']".encode())
+    beyond = re.compile(f' r="[A-Za-z]*0*(?:{_greater_number(candidate)})"'.encode())
     if beyond.search(block) is None:
         return candidate
     return max(candidate, *(int(m) for m in _ROWS.findall(block)))
@@ -245,7 +251,7 @@ class _Positions:
                     self.row += 1
                     self.col = 0
                 continue
-            ref = _LAST_REF.search(b" " + attrs)
+            ref = _ANY_REF.search(b" " + attrs)
             if name == b"row":
                 if ref and ref.group(2):
                     self.row = int(ref.group(2)) - 1
