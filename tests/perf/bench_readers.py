@@ -97,14 +97,17 @@ def _run_openpyxl(path: str, _kind: str) -> int:
 RUNNERS = {"tasklane": _run_tasklane, "csv": _run_csv_module, "calamine": _run_calamine, "openpyxl": _run_openpyxl}
 
 
-def _child(runner: str, path: str, kind: str) -> None:
-    import resource
+def _peak_rss_mb() -> float:
+    # VmHWM of this process; ru_maxrss would keep the forking parent's peak across exec.
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
 
+
+def _child(runner: str, path: str, kind: str) -> None:
     start = time.perf_counter()
     rows = RUNNERS[runner](path, kind)
     seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak_mb": peak_kb / 1024}))
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_mb": _peak_rss_mb()}))
 
 
 def measure(runner: str, path: Path, kind: str) -> dict[str, float]:
