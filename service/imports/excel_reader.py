@@ -42,12 +42,13 @@ class ExcelReader:
             self.warnings.append(
                 f"Only the first sheet '{names[0]}' was read; {others} other sheet{'s' * (others > 1)} ignored"
             )
-        start = self._sheet.start
-        self._first_row = start[0] if start else 0  # calamine drops empty rows above the data
-        self._height = self._sheet.height if start else 0
+        # iter_rows() starts at the sheet's row 1 even when `start` says the data begins lower (measured on
+        # python-calamine 0.9), so the n-th row it yields is spreadsheet row n; columns start at the data.
+        end = self._sheet.end
+        self._height = end[0] + 1 if end else 0
         header_index, header = self._find_header()
         self._header_index = header_index
-        self.header_row = self._first_row + header_index + 1
+        self.header_row = header_index + 1
         columns = map_header(header)
         self.header: list[str] = columns.header
         self.columns = columns
