@@ -123,12 +123,14 @@ def measure(runner: str, path: Path, kind: str) -> dict[str, float]:
 
 
 def _figure(name: str, ours: float, baseline: float | None, goal: str) -> dict[str, Any]:
+    unit = "MB" if "RSS" in name else "rows/s"
     ratio = round(ours / baseline, 2) if baseline else None
     return {
         "figure": name,
         "tasklane": round(ours, 1),
         "baseline": baseline and round(baseline, 1),
         "ratio": ratio,
+        "unit": unit,
         "goal": goal,
     }
 
