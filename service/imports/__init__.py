@@ -1,0 +1,34 @@
+"""Bulk import, file side: sniff uploads, read CSV/XLSX/XLS in validated chunks, render errors.csv.
+
+No database, HTTP or broker here; the upload endpoint and the worker build on this interface.
+"""
+
+from service.imports.exceptions import ImportFileError, UnreadableFile, UnsupportedFile
+from service.imports.export import csv_line, defuse, error_record, errors_header, group_by_row, render_errors_csv
+from service.imports.filenames import safe_filename
+from service.imports.readers import Reader, open_reader
+from service.imports.rows import FIELDS, VALID_COLUMNS, Chunk, RowError, ValidRow
+from service.imports.sniff import SNIFF_BYTES, Kind, sniff
+
+__all__ = [
+    "FIELDS",
+    "SNIFF_BYTES",
+    "VALID_COLUMNS",
+    "Chunk",
+    "ImportFileError",
+    "Kind",
+    "Reader",
+    "RowError",
+    "UnreadableFile",
+    "UnsupportedFile",
+    "ValidRow",
+    "csv_line",
+    "defuse",
+    "error_record",
+    "errors_header",
+    "group_by_row",
+    "open_reader",
+    "render_errors_csv",
+    "safe_filename",
+    "sniff",
+]
