@@ -166,6 +166,11 @@ def _parse(url: str) -> httpx.URL:
     return parsed
 
 
+def _host(parsed: httpx.URL) -> str:
+    """The host as the HTTP client will look it up (IDNA-encoded by httpx, not by the socket module)."""
+    return parsed.raw_host.decode("ascii")
+
+
 def _port(parsed: httpx.URL) -> int:
     return parsed.port or (443 if parsed.scheme == "https" else 80)
 
@@ -202,7 +207,7 @@ def validate_url(url: str, allow_private: bool) -> str:
     if allow_private:
         return str(parsed)
     try:
-        infos = socket.getaddrinfo(parsed.host, _port(parsed), type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(_host(parsed), _port(parsed), type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise InvalidWebhookURL(f"The webhook URL's host {parsed.host} cannot be resolved ({exc})") from None
     _check_addresses(parsed.host, _addresses(infos), allow_private)
@@ -215,7 +220,7 @@ async def _resolve_checked(parsed: httpx.URL, allow_private: bool) -> None:
     if allow_private:
         return
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parsed.host, _port(parsed), type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().getaddrinfo(_host(parsed), _port(parsed), type=socket.SOCK_STREAM)
     except UnicodeError as exc:
         raise socket.gaierror(str(exc)) from exc
     _check_addresses(parsed.host, _addresses(infos), allow_private)
@@ -281,8 +286,8 @@ async def queue_import_event(
         request_id=request_id_var.get(),
         grace=ctx.settings.relay_grace,
     )
-    if event_id is None:  # a concurrent transaction queued it first and has not committed yet
-        raise RuntimeError(f"webhook event {event_type} for job {job_id} is being queued concurrently")
+    if event_id is None:  # another transaction queued the same event at the same moment (not in our snapshot)
+        raise RuntimeError(f"webhook event {event_type} for job {job_id} was queued concurrently")
     return Job(ACTOR, (str(event_id),))
 
 
