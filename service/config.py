@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 from dataclasses import dataclass, field
 from functools import cache
 
 DEVELOPMENT_SECRET = "development-only-secret-key-change-me-0123456789"  # noqa: S105 (dev only)
+# base64 of b"tasklane-development-webhook-key": development and tests only.
+DEVELOPMENT_WEBHOOK_SECRET = "whsec_dGFza2xhbmUtZGV2ZWxvcG1lbnQtd2ViaG9vay1rZXk="  # noqa: S105 (dev only)
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 
 
 class ConfigError(Exception):
@@ -18,8 +23,29 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _positive(name: str, value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ConfigError(f"{name} must be a positive number of seconds")
+    return number
+
+
 def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
+
+
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: `whsec_` followed by base64 of 24 to 64 random bytes."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValueError("WEBHOOK_SECRET must start with whsec_")
+    encoded = secret[len(WEBHOOK_SECRET_PREFIX) :]
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("WEBHOOK_SECRET must be whsec_ followed by base64") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError(f"WEBHOOK_SECRET must encode 24 to 64 bytes, not {len(key)}")
+    return key
 
 
 @dataclass(frozen=True)
@@ -49,6 +75,11 @@ class Settings:
     relay_interval: float = 5.0
     relay_grace: float = 30.0
     broker_heartbeat_timeout_ms: int = 60_000
+    webhook_secret: str = field(default=DEVELOPMENT_WEBHOOK_SECRET, repr=False)
+    webhook_timeout: float = 5.0
+    webhook_retry_base: float = 2.0
+    webhook_retry_after_cap: float = 300.0
+    webhook_allow_private: bool = False
 
     @property
     def is_development(self) -> bool:
@@ -65,6 +96,15 @@ class Settings:
             secret = DEVELOPMENT_SECRET
         elif len(secret) < 32:
             raise ConfigError("SECRET_KEY must be at least 32 characters long")
+        webhook_secret = env.get("WEBHOOK_SECRET", "")
+        if not webhook_secret:
+            if app_env not in {"development", "test"}:
+                raise ConfigError(f"WEBHOOK_SECRET must be set when APP_ENV={app_env}")
+            webhook_secret = DEVELOPMENT_WEBHOOK_SECRET
+        try:
+            webhook_key(webhook_secret)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
         def get(name: str, default: object) -> str:
             return env.get(name, str(default))
@@ -91,6 +131,13 @@ class Settings:
             relay_interval=float(get("RELAY_INTERVAL", cls.relay_interval)),
             relay_grace=float(get("RELAY_GRACE", cls.relay_grace)),
             broker_heartbeat_timeout_ms=int(get("BROKER_HEARTBEAT_TIMEOUT_MS", cls.broker_heartbeat_timeout_ms)),
+            webhook_secret=webhook_secret,
+            webhook_timeout=_positive("WEBHOOK_TIMEOUT", get("WEBHOOK_TIMEOUT", cls.webhook_timeout)),
+            webhook_retry_base=_positive("WEBHOOK_RETRY_BASE", get("WEBHOOK_RETRY_BASE", cls.webhook_retry_base)),
+            webhook_retry_after_cap=_positive(
+                "WEBHOOK_RETRY_AFTER_CAP", get("WEBHOOK_RETRY_AFTER_CAP", cls.webhook_retry_after_cap)
+            ),
+            webhook_allow_private=_bool(get("WEBHOOK_ALLOW_PRIVATE", cls.webhook_allow_private)),
         )
 
 

@@ -1,11 +1,11 @@
 """Test fixtures on real components: a dedicated PostgreSQL database (re-created per run), a dedicated
-Redis database, and a real SMTP server (aiosmtpd) in this process."""
+Redis database, a real SMTP server (aiosmtpd) and real HTTP webhook receivers in this process."""
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import asyncpg
@@ -13,7 +13,10 @@ import httpx
 import pytest
 import redis
 
+from tests.receiver import Reply, WebhookReceiver
 from tests.support import SMTPSink, free_port
+
+TEST_WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0wMTIzNDU2Nzg5YWI="  # base64 of 32 bytes
 
 
 def _setdefault_env() -> None:
@@ -32,6 +35,10 @@ def _setdefault_env() -> None:
         RELAY_GRACE="1",
         BROKER_HEARTBEAT_TIMEOUT_MS="5000",
         LOG_LEVEL="WARNING",
+        # Webhook receivers in tests listen on 127.0.0.1; tests of the refusal path turn this off.
+        WEBHOOK_ALLOW_PRIVATE="true",
+        WEBHOOK_RETRY_BASE="0.2",
+        WEBHOOK_SECRET=TEST_WEBHOOK_SECRET,
     )
 
 
@@ -55,6 +62,21 @@ def smtp(settings: Settings) -> Iterator[SMTPSink]:
     sink.start()
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[Callable[..., WebhookReceiver]]:
+    """Starts real HTTP receivers: `webhook_receiver([500, 500, 200])`; all are stopped after the test."""
+    started: list[WebhookReceiver] = []
+
+    def start(script: Iterable[int | Reply] = (), *, then: int | Reply = 200) -> WebhookReceiver:
+        receiver = WebhookReceiver(script, then=then).start()
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        receiver.stop()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import dramatiq
+import httpx
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import AsyncIO, Middleware
 
@@ -21,7 +22,7 @@ from service.context import Context
 from service.db import Database
 from service.jobs import Dispatcher, make_broker, send
 from service.logs import request_id_var, setup_logging
-from service.notifications import emails
+from service.notifications import emails, webhooks
 from service.notifications.emails import Mailer, mailer_for
 
 log = logging.getLogger("tasklane.worker")
@@ -33,6 +34,7 @@ class Resources:
 
     ctx: Context
     mailer: Mailer
+    webhook_client: httpx.AsyncClient  # one pool of outbound connections for every webhook delivery
 
 
 resources = Resources()
@@ -66,7 +68,7 @@ class RequestContext(Middleware):
 
 
 class WorkerResources(Middleware):
-    """Opens the database pool when the worker boots and closes it when it stops."""
+    """Opens the database pool and the webhooks' HTTP client when the worker boots, closes them when it stops."""
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         settings = get_settings()
@@ -74,18 +76,22 @@ class WorkerResources(Middleware):
         run(db.connect())
         resources.ctx = Context(settings=settings, db=db, dispatcher=Dispatcher(broker))
         resources.mailer = mailer_for(settings)
+        resources.webhook_client = webhooks.make_http_client(settings)
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         # After hooks run in reverse order, so the AsyncIO loop is still up here, and every worker
         # thread has finished its message: nothing uses the pool any more.
         ctx = getattr(resources, "ctx", None)
+        client = getattr(resources, "webhook_client", None)
+        if client is not None:
+            run(client.aclose())
         if ctx is not None:
             ctx.dispatcher.close()
             run(ctx.db.disconnect())
 
 
 # Each re-drive function returns jobs for work whose broker message may have been lost.
-REDRIVERS: list[Callable[[Context], Awaitable[list[Any]]]] = [emails.redrive]
+REDRIVERS: list[Callable[[Context], Awaitable[list[Any]]]] = [emails.redrive, webhooks.redrive]
 RELAY_LOCK = int.from_bytes(b"tl-relay", "big") >> 1
 
 

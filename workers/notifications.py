@@ -7,7 +7,7 @@ from uuid import UUID
 import dramatiq
 
 from service.jobs import QUEUES
-from service.notifications import emails
+from service.notifications import emails, webhooks
 from workers.broker import resources
 
 
@@ -20,3 +20,10 @@ from workers.broker import resources
 )
 async def send_email(email_id: str) -> None:
     await emails.deliver(resources.ctx, resources.mailer, UUID(email_id))
+
+
+# Retries are scheduled by `webhooks.deliver` itself (it honours Retry-After and records every attempt),
+# so Dramatiq never retries this actor; if it raises (database down), the relay re-drives the event.
+@dramatiq.actor(actor_name="webhooks.deliver", queue_name=QUEUES["webhooks.deliver"], max_retries=0)
+async def deliver_webhook(event_id: str) -> None:
+    await webhooks.deliver(resources.ctx, resources.webhook_client, UUID(event_id))

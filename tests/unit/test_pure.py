@@ -13,13 +13,65 @@ from service.config import ConfigError, Settings
 from service.db import parse_queries
 from service.http.clients import client_ip
 
+WHSEC = "whsec_" + "QUJD" * 8  # base64 of 24 bytes
+
 
 def test_production_refuses_to_start_without_a_secret_key():
     with pytest.raises(ConfigError, match="SECRET_KEY"):
-        Settings.from_env({"APP_ENV": "production"})
+        Settings.from_env({"APP_ENV": "production", "WEBHOOK_SECRET": WHSEC})
     with pytest.raises(ConfigError, match="32"):
-        Settings.from_env({"APP_ENV": "production", "SECRET_KEY": "short"})
-    assert Settings.from_env({"APP_ENV": "production", "SECRET_KEY": "k" * 40}).secret_key == "k" * 40
+        Settings.from_env({"APP_ENV": "production", "SECRET_KEY": "short", "WEBHOOK_SECRET": WHSEC})
+    s = Settings.from_env({"APP_ENV": "production", "SECRET_KEY": "k" * 40, "WEBHOOK_SECRET": WHSEC})
+    assert s.secret_key == "k" * 40
+
+
+def test_production_refuses_to_start_without_a_valid_webhook_secret():
+    env = {"APP_ENV": "production", "SECRET_KEY": "k" * 40}
+    with pytest.raises(ConfigError, match="WEBHOOK_SECRET must be set"):
+        Settings.from_env(env)
+    for bad, why in [
+        ("QUJD" * 8, "whsec_"),
+        ("whsec_not base64!", "base64"),
+        ("whsec_QUJD", "24 to 64 bytes"),
+        ("whsec_" + "QUJD" * 30, "24 to 64 bytes"),
+    ]:
+        with pytest.raises(ConfigError, match=why):
+            Settings.from_env({**env, "WEBHOOK_SECRET": bad})
+        # A malformed secret is refused in development too: it would only fail later, at delivery
+        with pytest.raises(ConfigError, match=why):
+            Settings.from_env({"WEBHOOK_SECRET": bad})
+    assert Settings.from_env({**env, "WEBHOOK_SECRET": WHSEC}).webhook_secret == WHSEC
+    # Development works without one; the secret never shows in repr
+    dev = Settings.from_env({})
+    assert dev.webhook_secret.startswith("whsec_")
+    assert dev.webhook_secret not in repr(dev)
+
+
+def test_webhook_settings_have_spec_defaults_and_read_their_names():
+    s = Settings.from_env({})
+    assert (s.webhook_timeout, s.webhook_retry_base, s.webhook_retry_after_cap, s.webhook_allow_private) == (
+        5.0,
+        2.0,
+        300.0,
+        False,
+    )
+    s = Settings.from_env(
+        {
+            "WEBHOOK_TIMEOUT": "2.5",
+            "WEBHOOK_RETRY_BASE": "0.5",
+            "WEBHOOK_RETRY_AFTER_CAP": "60",
+            "WEBHOOK_ALLOW_PRIVATE": "true",
+        }
+    )
+    assert (s.webhook_timeout, s.webhook_retry_base, s.webhook_retry_after_cap, s.webhook_allow_private) == (
+        2.5,
+        0.5,
+        60.0,
+        True,
+    )
+    for name in ("WEBHOOK_TIMEOUT", "WEBHOOK_RETRY_BASE", "WEBHOOK_RETRY_AFTER_CAP"):
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env({name: "0"})
 
 
 def test_development_has_working_local_defaults():
@@ -81,6 +133,11 @@ def test_every_env_name_is_documented_in_env_example():
         "PUBLIC_BASE_URL",
         "BCRYPT_ROUNDS",
         "TRUSTED_PROXIES",
+        "WEBHOOK_SECRET",
+        "WEBHOOK_TIMEOUT",
+        "WEBHOOK_RETRY_BASE",
+        "WEBHOOK_RETRY_AFTER_CAP",
+        "WEBHOOK_ALLOW_PRIVATE",
     ]:
         assert name in documented
 
