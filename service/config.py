@@ -49,6 +49,9 @@ class Settings:
     relay_interval: float = 5.0
     relay_grace: float = 30.0
     broker_heartbeat_timeout_ms: int = 60_000
+    metrics_enabled: bool = True
+    metrics_token: str = field(default="", repr=False)
+    metrics_flush_interval: float = 1.0
 
     @property
     def is_development(self) -> bool:
@@ -91,6 +94,9 @@ class Settings:
             relay_interval=float(get("RELAY_INTERVAL", cls.relay_interval)),
             relay_grace=float(get("RELAY_GRACE", cls.relay_grace)),
             broker_heartbeat_timeout_ms=int(get("BROKER_HEARTBEAT_TIMEOUT_MS", cls.broker_heartbeat_timeout_ms)),
+            metrics_enabled=_bool(get("METRICS_ENABLED", cls.metrics_enabled)),
+            metrics_token=get("METRICS_TOKEN", cls.metrics_token),
+            metrics_flush_interval=float(get("METRICS_FLUSH_INTERVAL", cls.metrics_flush_interval)),
         )
 
 
