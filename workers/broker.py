@@ -152,7 +152,7 @@ class MetricsFlusher(Middleware):
         loop_thread = get_event_loop_thread()
         assert loop_thread is not None
         settings = resources.ctx.settings
-        self._recorder = Recorder()
+        self._recorder = Recorder(role="worker")
         self._redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=2)
         self._future = asyncio.run_coroutine_threadsafe(
             flush_forever(self._recorder, self._redis, settings.metrics_flush_interval), loop_thread.loop

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -117,9 +119,10 @@ class Recorder:
     `observe`, which the HTTP middleware calls on the event loop; business counts go through the
     thread-safe `metrics.count` and are picked up at flush time."""
 
-    def __init__(self, prefix: str = PREFIX, process_id: str | None = None) -> None:
+    def __init__(self, role: str = "web", prefix: str = PREFIX) -> None:
         self.prefix = prefix
-        self.process_id = process_id or uuid.uuid4().hex
+        # Names this process's sequence in Redis; readable, for whoever looks at the keys.
+        self.process_id = f"{role}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.pending = Batch()
         self.inflight: Batch | None = None
         self.failures = 0  # consecutive failed flushes
