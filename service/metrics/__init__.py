@@ -31,6 +31,7 @@ The rest of the package: `recorder` (process-local deltas and the atomic flush t
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 log = logging.getLogger("tasklane.metrics")
@@ -68,6 +69,15 @@ def count(name: str, n: int = 1) -> None:
             _counts[name] = _counts.get(name, 0) + int(n)
     except Exception:  # noqa: S110  (metrics never break the caller)
         pass
+
+
+def _forget_in_child() -> None:
+    # A forked child (Dramatiq forks its worker processes) must not flush its parent's counts again.
+    global _counts, _lock
+    _counts, _lock = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def take_counts() -> dict[str, int]:
