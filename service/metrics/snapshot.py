@@ -104,6 +104,7 @@ class Snapshot:
     def public(self) -> dict[str, Any]:
         return {
             "generated_at": round(self.generated_at, 3),
+            # Nominal: the window is whole minutes (the current one and the 5 before it), so 300-360 s.
             "window_seconds": WINDOW_MINUTES * 60,
             "routes": {f"{r.method} {r.route}": r.public() for r in self.routes},
             "counters": self.counters,
