@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,10 +19,13 @@ from service.context import Context
 from service.db import Database
 from service.errors import BACKEND_DOWN, EXCEPTION_HANDLERS
 from service.http import health
+from service.http.metrics import MetricsMiddleware
 from service.http.middleware import RequestContextMiddleware
 from service.http.ratelimit import RateLimiter
 from service.jobs import Dispatcher, make_broker
 from service.logs import setup_logging
+from service.metrics import routes as metrics_routes
+from service.metrics.recorder import Recorder, final_flush, flush_forever
 from service.migrate import verify
 
 log = logging.getLogger("tasklane.app")
@@ -29,6 +34,8 @@ log = logging.getLogger("tasklane.app")
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     setup_logging(settings.log_level)
+    # This process's metric deltas; uvicorn calls the factory once per worker process.
+    recorder = Recorder()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -43,6 +50,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=2)
         dispatcher = Dispatcher(make_broker(settings))
         ctx = Context(settings=settings, db=db, dispatcher=dispatcher)
+        flusher = asyncio.create_task(flush_forever(recorder, redis, settings.metrics_flush_interval))
+        if not settings.metrics_token and not settings.is_development:
+            log.warning("METRICS_TOKEN is not set: /metrics and /api/v1/metrics are open to anyone")
         log.info("web process ready", extra={"env": settings.app_env})
         try:
             yield {
@@ -51,16 +61,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "redis": redis,
                 "limiter": RateLimiter(redis),
                 "ctx": ctx,
+                "metrics": recorder,
             }
         finally:
             await dispatcher.drain()
             dispatcher.close()
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await final_flush(recorder, redis)
             await redis.aclose()
             await db.disconnect()
 
+    middleware = [Middleware(RequestContextMiddleware)]
+    if settings.metrics_enabled:
+        # Outermost, so it sees the 500 RequestContextMiddleware renders for an unhandled error.
+        middleware.insert(0, Middleware(MetricsMiddleware, recorder=recorder))
     return Starlette(
-        routes=[*health.routes, *accounts_routes.routes],
-        middleware=[Middleware(RequestContextMiddleware)],
+        routes=[*health.routes, *accounts_routes.routes, *metrics_routes.routes],
+        middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -80,6 +80,9 @@ class Settings:
     webhook_retry_base: float = 2.0
     webhook_retry_after_cap: float = 300.0
     webhook_allow_private: bool = False
+    metrics_enabled: bool = True
+    metrics_token: str = field(default="", repr=False)
+    metrics_flush_interval: float = 1.0
 
     @property
     def is_development(self) -> bool:
@@ -138,6 +141,9 @@ class Settings:
                 "WEBHOOK_RETRY_AFTER_CAP", get("WEBHOOK_RETRY_AFTER_CAP", cls.webhook_retry_after_cap)
             ),
             webhook_allow_private=_bool(get("WEBHOOK_ALLOW_PRIVATE", cls.webhook_allow_private)),
+            metrics_enabled=_bool(get("METRICS_ENABLED", cls.metrics_enabled)),
+            metrics_token=get("METRICS_TOKEN", cls.metrics_token),
+            metrics_flush_interval=float(get("METRICS_FLUSH_INTERVAL", cls.metrics_flush_interval)),
         )
 
 

@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
+from service import metrics
 from service.accounts import passwords, tokens
 from service.accounts.schemas import LoginIn, PasswordResetConfirmIn, RegisterIn
 from service.context import Context
@@ -107,6 +108,7 @@ async def register(ctx: Context, data: RegisterIn) -> Account:
         account = Account.from_row(row)
         job = await emails.queue(ctx, "activation", account.id, account.email)
     ctx.dispatcher.dispatch_soon(job)
+    metrics.count("registrations")
     return account
 
 
@@ -152,6 +154,7 @@ async def activate(ctx: Context, email: str, password: str, code: str) -> Accoun
     if failure is not None:
         raise failure
     ctx.dispatcher.dispatch_soon(job)
+    metrics.count("activations")
     return account
 
 
@@ -179,7 +182,11 @@ async def _issue_tokens(ctx: Context, account_id: UUID, family_id: UUID) -> Toke
 
 
 async def login(ctx: Context, data: LoginIn) -> Tokens:
-    account = await authenticate(ctx, data.email, data.password)
+    try:
+        account = await authenticate(ctx, data.email, data.password)
+    except BadCredentials:
+        metrics.count("logins_failed")
+        raise
     if not account.is_active:
         raise InactiveAccount("Activate the account with the emailed code first")
     return await _issue_tokens(ctx, account.id, uuid.uuid4())

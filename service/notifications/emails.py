@@ -16,6 +16,7 @@ from uuid import UUID
 
 import aiosmtplib
 
+from service import metrics
 from service.accounts import tokens
 from service.config import Settings
 from service.context import Context
@@ -131,6 +132,7 @@ async def deliver(ctx: Context, mailer: Mailer, email_id: UUID) -> str:
         if row["attempts"] >= MAX_ATTEMPTS:
             await ctx.db.execute(Q.mark_email_failed, id=email_id, error=error)
             log.error("email given up", extra={"email_id": str(email_id), "attempts": row["attempts"], "error": error})
+            metrics.count("emails_failed")
             return "failed"
         await ctx.db.execute(
             Q.mark_email_retry, id=email_id, error=error, retry_in=retry_delay_ms(row["attempts"]) / 1000
@@ -138,6 +140,7 @@ async def deliver(ctx: Context, mailer: Mailer, email_id: UUID) -> str:
         raise DeliveryFailed(error) from exc
     await ctx.db.execute(Q.mark_email_sent, id=email_id)
     log.info("email sent", extra={"email_id": str(email_id), "kind": row["kind"]})
+    metrics.count("emails_sent")
     return "sent"
 
 

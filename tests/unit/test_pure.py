@@ -138,8 +138,21 @@ def test_every_env_name_is_documented_in_env_example():
         "WEBHOOK_RETRY_BASE",
         "WEBHOOK_RETRY_AFTER_CAP",
         "WEBHOOK_ALLOW_PRIVATE",
+        "METRICS_ENABLED",
+        "METRICS_TOKEN",
+        "METRICS_FLUSH_INTERVAL",
     ]:
         assert name in documented
+
+
+def test_metrics_settings():
+    assert Settings.from_env({}).metrics_enabled is True
+    assert Settings.from_env({}).metrics_token == ""
+    s = Settings.from_env(
+        {"METRICS_ENABLED": "false", "METRICS_TOKEN": "tok-0xfeedface", "METRICS_FLUSH_INTERVAL": "0.5"}
+    )
+    assert (s.metrics_enabled, s.metrics_token, s.metrics_flush_interval) == (False, "tok-0xfeedface", 0.5)
+    assert "tok-0xfeedface" not in repr(s)
 
 
 def test_named_queries_become_positional_and_keep_casts():

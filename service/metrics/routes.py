@@ -1,0 +1,49 @@
+"""GET /api/v1/metrics (JSON) and GET /metrics (Prometheus text): the same figures, summed over every
+web and worker process. With METRICS_TOKEN set both want `Authorization: Bearer <METRICS_TOKEN>`;
+unset, they are open (development). Redis down: 503 problem+json (every figure but one lives there)."""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service.errors import Unauthorized
+from service.json import json_response
+from service.metrics import prometheus
+from service.metrics.snapshot import Snapshot, read_snapshot
+
+
+def authorize(request: Request) -> None:
+    token: str = request.state.settings.metrics_token
+    if not token:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise Unauthorized("Send the metrics token as 'Authorization: Bearer <METRICS_TOKEN>'")
+
+
+async def _snapshot(request: Request) -> Snapshot:
+    authorize(request)
+    # This process's own deltas first, so what it just served shows at once; other processes' deltas
+    # arrive within their flush interval.
+    await request.state.metrics.flush(request.state.redis)
+    return await read_snapshot(request.state.redis, request.state.db)
+
+
+async def metrics_json(request: Request) -> Response:
+    snapshot = await _snapshot(request)
+    return json_response(snapshot.public(), headers={"Cache-Control": "no-store"})
+
+
+async def metrics_text(request: Request) -> Response:
+    snapshot = await _snapshot(request)
+    return Response(prometheus.render(snapshot), media_type=prometheus.CONTENT_TYPE)
+
+
+routes = [
+    Route("/api/v1/metrics", metrics_json, methods=["GET"]),
+    Route("/metrics", metrics_text, methods=["GET"]),
+]
