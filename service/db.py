@@ -51,29 +51,45 @@ def _compile(name: str, text: str) -> Query:
     return Query(name, _PARAM.sub(number, text).strip().rstrip(";"), tuple(order))
 
 
-def parse_queries(text: str) -> dict[str, Query]:
-    queries: dict[str, Query] = {}
+def split_queries(text: str) -> dict[str, str]:
+    """The text of each named statement (or fragment), comment lines removed, `:param`s left as they are."""
+    texts: dict[str, str] = {}
     parts = _NAME.split(text)
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         lines = [line for line in body.splitlines() if not line.lstrip().startswith("--")]
         key = name.replace("-", "_")
-        if key in queries:
+        if key in texts:
             raise ValueError(f"duplicate query name {name!r}")
-        queries[key] = _compile(key, "\n".join(lines))
-    return queries
+        texts[key] = "\n".join(lines).strip()
+    return texts
+
+
+def parse_queries(text: str) -> dict[str, Query]:
+    return {key: _compile(key, body) for key, body in split_queries(text).items()}
+
+
+def compose(name: str, text: str) -> Query:
+    """A statement assembled from named fragments (see `Queries.text`), compiled like a named one.
+    Only ever join fragments from the SQL files: user input goes in as parameters, never as text."""
+    return _compile(name, text)
 
 
 class Queries:
     """The statements of one `sql/queries/<domain>.sql` file, as attributes named in snake_case."""
 
     def __init__(self, domain: str) -> None:
-        self._queries = parse_queries((SQL_DIR / "queries" / f"{domain}.sql").read_text())
+        self._texts = split_queries((SQL_DIR / "queries" / f"{domain}.sql").read_text())
+        self._queries = {key: _compile(key, body) for key, body in self._texts.items()}
 
     def __getattr__(self, name: str) -> Query:
         try:
             return self._queries[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def text(self, name: str) -> str:
+        """The raw text of a statement or fragment, for `compose`."""
+        return self._texts[name]
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
