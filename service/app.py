@@ -22,6 +22,7 @@ from service.http.ratelimit import RateLimiter
 from service.jobs import Dispatcher, make_broker
 from service.logs import setup_logging
 from service.migrate import verify
+from service.tasks import routes as tasks_routes
 
 log = logging.getLogger("tasklane.app")
 
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await db.disconnect()
 
     return Starlette(
-        routes=[*health.routes, *accounts_routes.routes],
+        routes=[*tasks_routes.routes, *health.routes, *accounts_routes.routes],  # hottest first: matched in order
         middleware=[Middleware(RequestContextMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
