@@ -7,10 +7,11 @@
 -- this transaction); only missing names are inserted, and ON CONFLICT DO UPDATE returns the row a
 -- concurrent transaction inserted first, where DO NOTHING would return nothing.
 WITH wanted AS (
+    -- A new category is named as the first of the names that differ only by case.
     SELECT DISTINCT ON (lower(n)) n AS name, lower(n) AS key
-    FROM unnest(:names::text[]) AS n
+    FROM unnest(:names::text[]) WITH ORDINALITY AS given (n, position)
     WHERE n IS NOT NULL
-    ORDER BY lower(n), n
+    ORDER BY lower(n), position
 ), found AS (
     SELECT c.id, lower(c.name) AS key
     FROM categories c
