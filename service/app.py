@@ -27,6 +27,7 @@ from service.logs import setup_logging
 from service.metrics import routes as metrics_routes
 from service.metrics.recorder import Recorder, final_flush, flush_forever
 from service.migrate import verify
+from service.tasks import routes as tasks_routes
 
 log = logging.getLogger("tasklane.app")
 
@@ -78,7 +79,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Outermost, so it sees the 500 RequestContextMiddleware renders for an unhandled error.
         middleware.insert(0, Middleware(MetricsMiddleware, recorder=recorder))
     return Starlette(
-        routes=[*health.routes, *accounts_routes.routes, *metrics_routes.routes],
+        # Hottest first: routes are matched in order.
+        routes=[*tasks_routes.routes, *health.routes, *accounts_routes.routes, *metrics_routes.routes],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

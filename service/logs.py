@@ -57,3 +57,9 @@ def setup_logging(level: str = "INFO") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("databases").setLevel(logging.WARNING)
+    # Skip per-record work no JSON line shows (source location: a stack walk; thread and process
+    # names): the request log is written on every request, so this is on every hot path.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

@@ -35,14 +35,32 @@ def create_access_token(secret: str, account_id: UUID, ttl: int) -> AccessToken:
     return AccessToken(jwt.encode(claims, secret, algorithm=ALGORITHM), ttl)
 
 
+# Tokens verified recently, by (secret, exact token text) -> (account id, exp). A client sends the same
+# access token with every request for its 15 minutes; checking it once instead of on each request
+# saves PyJWT's ~100 us on hot endpoints. The key is the whole token, signature included, so only a
+# token that passed the full check can hit; the expiry is still checked on every hit.
+_verified: dict[tuple[str, str], tuple[UUID, int]] = {}
+VERIFIED_CACHE_SIZE = 4096
+
+
 def decode_access_token(secret: str, token: str) -> UUID:
+    key = (secret, token)
+    hit = _verified.get(key)
+    if hit is not None:
+        if hit[1] > time.time():
+            return hit[0]
+        _verified.pop(key, None)
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "jti", "typ"]})
         if claims["typ"] != "access":
             raise InvalidToken("not an access token")
-        return UUID(claims["sub"])
+        account_id, expires = UUID(claims["sub"]), int(claims["exp"])
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise InvalidToken(str(exc)) from None
+    if len(_verified) >= VERIFIED_CACHE_SIZE:
+        _verified.pop(next(iter(_verified)), None)  # the oldest entry
+    _verified[key] = (account_id, expires)
+    return account_id
 
 
 def new_opaque_token() -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
@@ -42,7 +42,8 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-async def read_json(request: Request, model: type[M], limit: int) -> M:
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object, not yet validated (for callers that also need it as sent)."""
     kind = media_type(request)
     if kind and kind != "application/json" and not kind.endswith("+json"):
         raise UnsupportedMediaType("Send the body as application/json")
@@ -53,7 +54,11 @@ async def read_json(request: Request, model: type[M], limit: int) -> M:
         raise MalformedBody(f"The body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise MalformedBody("The body must be a JSON object")
-    return model.model_validate(data)
+    return data
+
+
+async def read_json(request: Request, model: type[M], limit: int) -> M:
+    return model.model_validate(await read_json_object(request, limit))
 
 
 async def read_json_or_form(request: Request, model: type[M], limit: int, aliases: dict[str, str]) -> M:

@@ -6,6 +6,7 @@ building a pydantic model per row would cost more than the database write.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 STATUSES = ("todo", "in_progress", "done")
@@ -14,6 +15,14 @@ DEFAULT_PRIORITY = 3
 TITLE_MAX = 200
 DESCRIPTION_MAX = 10_000
 CATEGORY_MAX = 100
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def _no_nul(value: str, what: str) -> str:
+    # PostgreSQL text cannot hold U+0000: caught here, it is a field error instead of a failed insert.
+    if "\x00" in value:
+        raise ValueError(f"{what} must not contain NUL characters")
+    return value
 
 
 def title(value: object) -> str:
@@ -24,7 +33,7 @@ def title(value: object) -> str:
         raise ValueError("Title must not be empty")
     if len(value) > TITLE_MAX:
         raise ValueError(f"Title must be at most {TITLE_MAX} characters")
-    return value
+    return _no_nul(value, "Title")
 
 
 def description(value: object) -> str | None:
@@ -34,7 +43,7 @@ def description(value: object) -> str | None:
         raise ValueError("Description must be text")
     if len(value) > DESCRIPTION_MAX:
         raise ValueError(f"Description must be at most {DESCRIPTION_MAX} characters")
-    return value
+    return _no_nul(value, "Description")
 
 
 def status(value: object) -> str:
@@ -56,17 +65,21 @@ def due_date(value: object) -> date | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
+        value = value.date()
+    elif isinstance(value, str):
+        # Exactly YYYY-MM-DD: fromisoformat alone would also take week dates such as 2025-W01-1.
+        if not _ISO_DATE.fullmatch(value):
+            raise ValueError("Due date must be a date as YYYY-MM-DD")
         try:
-            if len(value) != 10:
-                raise ValueError
-            return date.fromisoformat(value)
+            value = date.fromisoformat(value)
         except ValueError:
             raise ValueError("Due date must be a date as YYYY-MM-DD") from None
-    raise ValueError("Due date must be a date as YYYY-MM-DD")
+    if not isinstance(value, date):
+        raise ValueError("Due date must be a date as YYYY-MM-DD")
+    # asyncpg stores date.min/date.max as -infinity/infinity, which sort with "no due date".
+    if not date.min < value < date.max:
+        raise ValueError("Due date must be between 0001-01-02 and 9999-12-30")
+    return value
 
 
 def category(value: object) -> str | None:
@@ -79,4 +92,4 @@ def category(value: object) -> str | None:
         return None
     if len(value) > CATEGORY_MAX:
         raise ValueError(f"Category must be at most {CATEGORY_MAX} characters")
-    return value
+    return _no_nul(value, "Category")

@@ -66,6 +66,7 @@ async def test_relay_re_enqueues_only_overdue_emails_once_per_grace_period(clien
     from workers.broker import broker, sweep
 
     email_id = await _queued_email(client, ctx)
+    await ctx.dispatcher.drain()  # the request's own enqueue happens in the background: let it land first
     broker.flush("emails")
     # Not yet overdue: the request's own enqueue is trusted for RELAY_GRACE seconds
     await db_execute(ctx, "UPDATE emails SET next_attempt_at = now() + interval '1 hour'")

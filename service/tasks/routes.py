@@ -1,0 +1,138 @@
+"""HTTP endpoints of the tasks API: parse, call the service, answer."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from service import idempotency
+from service.errors import Unprocessable
+from service.http.auth import current_account, token_user_id, unauthorized
+from service.http.bodies import read_json, read_json_object
+from service.json import json_response
+from service.tasks import service
+from service.tasks.schemas import CategoryPatch, TaskIn, TaskPatch, TaskQuery
+
+PREFIX = "/api/v1"
+REPEATABLE = frozenset({"status"})
+
+
+def _limit(request: Request) -> int:
+    return request.state.settings.max_json_bytes
+
+
+def query_params(query_string: bytes | str) -> dict[str, Any]:
+    """The query string as a dict for a model: repeatable names as lists, any other given twice is an error."""
+    data: dict[str, Any] = {}
+    repeated: list[str] = []
+    for name, value in QueryParams(query_string).multi_items():
+        if name in REPEATABLE:
+            data.setdefault(name, []).append(value)
+        elif name in data:
+            repeated.append(name)
+        else:
+            data[name] = value
+    if repeated:
+        names = sorted(set(repeated))
+        raise Unprocessable(
+            f"Give each of these parameters once: {', '.join(names)}",
+            errors=[{"field": name, "message": "Given more than once"} for name in names],
+        )
+    return data
+
+
+def task_location(task: dict[str, Any]) -> str:
+    return f"{PREFIX}/tasks/{task['id']}"
+
+
+def parse_task_query(query_string: bytes) -> TaskQuery:
+    return TaskQuery.model_validate(query_params(query_string))
+
+
+# The few query strings that first pages use over and over, parsed once. A string with a cursor is
+# different for every page: not worth a slot. Only valid strings are kept (errors are not cached).
+_parse_common_query = lru_cache(maxsize=256)(parse_task_query)
+
+
+async def list_tasks(request: Request) -> Response:
+    # The hot path: the token names the user, and the list query itself checks the account is active.
+    user_id = token_user_id(request)
+    raw = request.scope["query_string"]
+    query = parse_task_query(raw) if b"cursor" in raw else _parse_common_query(raw)
+    page = await service.list_tasks(request.state.ctx, user_id, query)
+    if page is None:
+        raise unauthorized()
+    return json_response(page)
+
+
+async def create_task(request: Request) -> Response:
+    account = await current_account(request)
+    ctx = request.state.ctx
+    key = idempotency.key_from(request)
+    payload = await read_json_object(request, _limit(request))
+    data = TaskIn.model_validate(payload)
+
+    async def create() -> idempotency.Outcome:
+        task = await service.create_task(ctx, account.id, data)
+        return idempotency.Outcome.json(201, task, {"Location": task_location(task)})
+
+    if key is None:
+        return (await create()).response()
+    canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    digest = idempotency.fingerprint(request.method, request.url.path, canonical)
+    return (await idempotency.run_once(ctx, account.id, key, digest, create)).response()
+
+
+async def get_task(request: Request) -> Response:
+    account = await current_account(request)
+    task = await service.get_task(request.state.ctx, account.id, request.path_params["id"])
+    return json_response(task)
+
+
+async def update_task(request: Request) -> Response:
+    account = await current_account(request)
+    patch = await read_json(request, TaskPatch, _limit(request))
+    task = await service.update_task(request.state.ctx, account.id, request.path_params["id"], patch)
+    return json_response(task)
+
+
+async def delete_task(request: Request) -> Response:
+    account = await current_account(request)
+    await service.delete_task(request.state.ctx, account.id, request.path_params["id"])
+    return Response(status_code=204)
+
+
+async def list_categories(request: Request) -> Response:
+    account = await current_account(request)
+    return json_response(await service.list_categories(request.state.ctx, account.id))
+
+
+async def rename_category(request: Request) -> Response:
+    account = await current_account(request)
+    data = await read_json(request, CategoryPatch, _limit(request))
+    category = await service.rename_category(request.state.ctx, account.id, request.path_params["id"], data)
+    return json_response(category)
+
+
+async def delete_category(request: Request) -> Response:
+    account = await current_account(request)
+    await service.delete_category(request.state.ctx, account.id, request.path_params["id"])
+    return Response(status_code=204)
+
+
+routes = [
+    Route(f"{PREFIX}/tasks", list_tasks, methods=["GET"]),
+    Route(f"{PREFIX}/tasks", create_task, methods=["POST"]),
+    Route(f"{PREFIX}/tasks/{{id}}", get_task, methods=["GET"]),
+    Route(f"{PREFIX}/tasks/{{id}}", update_task, methods=["PATCH"]),
+    Route(f"{PREFIX}/tasks/{{id}}", delete_task, methods=["DELETE"]),
+    Route(f"{PREFIX}/categories", list_categories, methods=["GET"]),
+    Route(f"{PREFIX}/categories/{{id}}", rename_category, methods=["PATCH"]),
+    Route(f"{PREFIX}/categories/{{id}}", delete_category, methods=["DELETE"]),
+]

@@ -1,0 +1,111 @@
+"""Throwaway databases filled with realistic tasks through COPY, for the benchmark and the EXPLAIN survey."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from service.migrate import migrate
+
+WORDS = (  # noqa: SIM905 (readable as text)
+    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa "
+    "quebec romeo sierra tango uniform victor whiskey xray yankee zulu report invoice meeting review "
+    "deploy release budget client draft email call plan design test fix update write read order ship "
+    "garden kitchen laundry groceries doctor dentist school homework taxes insurance car bike train"
+).split()
+RARE_WORD = "zanzibar"  # in about 1% of descriptions: a selective `q`
+STATUSES = ("todo", "todo", "in_progress", "done", "done")
+CATEGORIES = [f"Category {i:02d}" for i in range(20)]
+COLUMNS = ("id", "user_id", "title", "description", "status", "priority", "due_date", "category_id", "created_at")
+
+
+def admin_url(url: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/postgres"))
+
+
+async def create_database(url: str) -> None:
+    """Drop and re-create the database of `url`, then migrate it."""
+    name = urlsplit(url).path.lstrip("/")
+    admin = await asyncpg.connect(admin_url(url))
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    await migrate(url)
+
+
+async def drop_database(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    admin = await asyncpg.connect(admin_url(url))
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        await admin.close()
+
+
+async def create_user(conn: asyncpg.Connection, email: str) -> uuid.UUID:
+    return await conn.fetchval(
+        "INSERT INTO accounts (email, password_hash, is_active, activated_at) "
+        "VALUES ($1, 'x', true, now()) RETURNING id",
+        email,
+    )
+
+
+def _rows(user_id: uuid.UUID, count: int, category_ids: list[uuid.UUID], rng: random.Random):
+    now = datetime.now(UTC)
+    today = now.date()
+    # Zipf-like category shares: the first few categories hold most tasks; 20% have none.
+    weights = [1 / (i + 1) for i in range(len(category_ids))]
+    for i in range(count):
+        words = rng.choices(WORDS, k=rng.randint(2, 6))
+        description = None
+        if rng.random() < 0.7:
+            text = rng.choices(WORDS, k=rng.randint(5, 40))
+            if rng.random() < 0.01:
+                text.insert(rng.randrange(len(text) + 1), RARE_WORD)
+            description = " ".join(text)
+        due: date | None = None if rng.random() < 0.3 else today + timedelta(days=rng.randint(-365, 365))
+        category = rng.choices(category_ids, weights)[0] if category_ids and rng.random() < 0.8 else None
+        created = now - timedelta(minutes=count - i, seconds=rng.random() * 30)
+        yield (
+            uuid.uuid4(),
+            user_id,
+            " ".join(words).capitalize(),
+            description,
+            rng.choice(STATUSES),
+            rng.randint(1, 5),
+            due,
+            category,
+            created,
+        )
+
+
+async def seed_tasks(conn: asyncpg.Connection, user_id: uuid.UUID, count: int, seed: int = 1) -> None:
+    """`count` tasks for the user, spread over 20 categories, statuses, priorities and due dates."""
+    rng = random.Random(seed)
+    category_ids = [
+        r["id"]
+        for r in await conn.fetch(
+            "INSERT INTO categories (user_id, name) SELECT $1, unnest($2::text[]) RETURNING id", user_id, CATEGORIES
+        )
+    ]
+    batch = 50_000
+    rows = _rows(user_id, count, category_ids, rng)
+    done = 0
+    while done < count:
+        chunk = [next(rows) for _ in range(min(batch, count - done))]
+        await conn.copy_records_to_table("tasks", records=chunk, columns=COLUMNS)
+        done += len(chunk)
