@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +23,7 @@ from service.http import health
 from service.http.metrics import MetricsMiddleware
 from service.http.middleware import RequestContextMiddleware
 from service.http.ratelimit import RateLimiter
+from service.imports import routes as imports_routes
 from service.jobs import Dispatcher, make_broker
 from service.logs import setup_logging
 from service.metrics import routes as metrics_routes
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        os.makedirs(settings.upload_dir, exist_ok=True)
         db = Database(settings.database_url, min_size=settings.database_pool_min, max_size=settings.database_pool_max)
         await db.connect()
         try:
@@ -80,7 +83,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware.insert(0, Middleware(MetricsMiddleware, recorder=recorder))
     return Starlette(
         # Hottest first: routes are matched in order.
-        routes=[*tasks_routes.routes, *health.routes, *accounts_routes.routes, *metrics_routes.routes],
+        routes=[
+            *tasks_routes.routes,
+            *health.routes,
+            *accounts_routes.routes,
+            *imports_routes.routes,
+            *metrics_routes.routes,
+        ],
         middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -83,6 +83,11 @@ class Settings:
     metrics_enabled: bool = True
     metrics_token: str = field(default="", repr=False)
     metrics_flush_interval: float = 1.0
+    upload_dir: str = "var/uploads"
+    max_upload_bytes: int = 500 * 1024 * 1024
+    upload_retention: int = 0
+    import_chunk_rows: int = 10_000
+    import_stale_after: int = 120
 
     @property
     def is_development(self) -> bool:
@@ -144,6 +149,11 @@ class Settings:
             metrics_enabled=_bool(get("METRICS_ENABLED", cls.metrics_enabled)),
             metrics_token=get("METRICS_TOKEN", cls.metrics_token),
             metrics_flush_interval=float(get("METRICS_FLUSH_INTERVAL", cls.metrics_flush_interval)),
+            upload_dir=get("UPLOAD_DIR", cls.upload_dir),
+            max_upload_bytes=int(get("MAX_UPLOAD_BYTES", cls.max_upload_bytes)),
+            upload_retention=int(get("UPLOAD_RETENTION", cls.upload_retention)),
+            import_chunk_rows=int(get("IMPORT_CHUNK_ROWS", cls.import_chunk_rows)),
+            import_stale_after=int(get("IMPORT_STALE_AFTER", cls.import_stale_after)),
         )
 
 

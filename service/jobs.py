@@ -91,6 +91,15 @@ class Dispatcher:
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
 
+    async def send_now(self, job: Job) -> bool:
+        """Enqueue and wait for the broker's answer (off the loop); False when it failed."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, send, self.broker, job)
+        except Exception as exc:
+            log.warning("enqueue failed, the relay will retry", extra={"actor": job.actor, "error": repr(exc)})
+            return False
+        return True
+
     async def drain(self, wait: float = 5.0) -> None:
         """Wait (bounded) for enqueues still in flight, at shutdown."""
         pending = [asyncio.wrap_future(f) for f in list(self._pending)]

@@ -4,8 +4,11 @@ Redis database, a real SMTP server (aiosmtpd) and real HTTP webhook receivers in
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -39,6 +42,9 @@ def _setdefault_env() -> None:
         WEBHOOK_ALLOW_PRIVATE="true",
         WEBHOOK_RETRY_BASE="0.2",
         WEBHOOK_SECRET=TEST_WEBHOOK_SECRET,
+        UPLOAD_DIR=tempfile.mkdtemp(prefix="tasklane-test-uploads-"),
+        IMPORT_CHUNK_ROWS="1000",
+        IMPORT_STALE_AFTER="3",
     )
 
 
@@ -107,6 +113,9 @@ async def clean(database: str, redis_client: redis.Redis, smtp: SMTPSink) -> Non
         await conn.close()
     redis_client.flushdb()
     smtp.clear()
+    uploads = Path(os.environ["UPLOAD_DIR"])
+    shutil.rmtree(uploads, ignore_errors=True)
+    uploads.mkdir(parents=True)
 
 
 @pytest.fixture(scope="session")

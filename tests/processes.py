@@ -3,6 +3,7 @@ from the same commands the Procfile uses, with their JSON logs captured to files
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -38,6 +39,12 @@ class Process:
     def text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def kill(self) -> None:
+        """SIGKILL the process and every child of it: a crash, with no chance to clean up."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(10)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
@@ -64,6 +71,8 @@ class Stack:
             stdout=handle,
             stderr=subprocess.STDOUT,
             cwd=Path(__file__).parents[1],
+            # Its own process group, so a test can kill a process with all its children at once.
+            start_new_session=True,
         )
         process = Process(name, popen, log_path)
         self.processes.append(process)

@@ -170,6 +170,16 @@ async def active_account(
     return response.json()
 
 
+async def signup(http: httpx.AsyncClient, smtp: Any, address: str, password: str = PASSWORD) -> dict[str, str]:
+    """Register, activate with the code a worker emailed, log in; returns Bearer headers (for real processes)."""
+    assert (await register(http, address, password)).status_code == 201
+    code = code_in((await smtp.wait_for(address, timeout=30))[0])
+    assert (await activate(http, address, code, password)).status_code == 200
+    response = await login(http, address, password)
+    assert response.status_code == 200, response.text
+    return bearer(response.json())
+
+
 @contextmanager
 def running_worker(threads: int = 2) -> Iterator[Any]:
     """A real Dramatiq worker in this process, on the test Redis, with the project's middleware."""

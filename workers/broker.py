@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
@@ -21,6 +22,8 @@ from dramatiq.middleware import AsyncIO, Middleware
 from service.config import get_settings
 from service.context import Context
 from service.db import Database
+from service.imports import pipeline
+from service.imports import service as imports
 from service.jobs import Dispatcher, make_broker, send
 from service.logs import request_id_var, setup_logging
 from service.metrics.recorder import Recorder, final_flush, flush_forever
@@ -73,12 +76,18 @@ class WorkerResources(Middleware):
     """Opens the database pool and the webhooks' HTTP client when the worker boots, closes them when it stops."""
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        pipeline.stopping.clear()
         settings = get_settings()
+        os.makedirs(settings.upload_dir, exist_ok=True)
         db = Database(settings.database_url, min_size=settings.database_pool_min, max_size=settings.database_pool_max)
         run(db.connect())
         resources.ctx = Context(settings=settings, db=db, dispatcher=Dispatcher(broker))
         resources.mailer = mailer_for(settings)
         resources.webhook_client = webhooks.make_http_client(settings)
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        # An import in progress hands itself back at its next chunk instead of holding up the stop.
+        pipeline.stopping.set()
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         # After hooks run in reverse order, so the AsyncIO loop is still up here, and every worker
@@ -90,10 +99,21 @@ class WorkerResources(Middleware):
         if ctx is not None:
             ctx.dispatcher.close()
             run(ctx.db.disconnect())
+        pipeline.stopping.clear()  # its work is done; a worker booted later in this process starts afresh
 
 
 # Each re-drive function returns jobs for work whose broker message may have been lost.
-REDRIVERS: list[Callable[[Context], Awaitable[list[Any]]]] = [emails.redrive, webhooks.redrive]
+async def _purge_uploads(ctx: Context) -> list[Any]:
+    await imports.purge_uploads(ctx)
+    return []
+
+
+REDRIVERS: list[Callable[[Context], Awaitable[list[Any]]]] = [
+    emails.redrive,
+    webhooks.redrive,
+    pipeline.redrive,
+    _purge_uploads,
+]
 RELAY_LOCK = int.from_bytes(b"tl-relay", "big") >> 1
 
 

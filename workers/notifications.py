@@ -6,6 +6,7 @@ from uuid import UUID
 
 import dramatiq
 
+from service import metrics
 from service.jobs import QUEUES
 from service.notifications import emails, webhooks
 from workers.broker import resources
@@ -26,4 +27,6 @@ async def send_email(email_id: str) -> None:
 # so Dramatiq never retries this actor; if it raises (database down), the relay re-drives the event.
 @dramatiq.actor(actor_name="webhooks.deliver", queue_name=QUEUES["webhooks.deliver"], max_retries=0)
 async def deliver_webhook(event_id: str) -> None:
-    await webhooks.deliver(resources.ctx, resources.webhook_client, UUID(event_id))
+    outcome = await webhooks.deliver(resources.ctx, resources.webhook_client, UUID(event_id))
+    if outcome != "not-due":
+        metrics.count(f"webhook_deliveries_{outcome}")

@@ -54,13 +54,24 @@ async def _account(ctx: Context) -> uuid.UUID:
     )
 
 
+async def _job(ctx: Context, user_id: uuid.UUID) -> uuid.UUID:
+    """An import job row for events to be about (their subject)."""
+    return await db_value(
+        ctx,
+        "INSERT INTO import_jobs (id, user_id, filename, kind, stored_path, size_bytes)"
+        " VALUES ($1, $2, 'tasks.csv', 'csv', '/nonexistent', 1) RETURNING id",
+        uuid.uuid4(),
+        user_id,
+    )
+
+
 async def _queue(
     ctx: Context, url: str, *, user_id: uuid.UUID | None = None, job_id: uuid.UUID | None = None, **kw: Any
 ) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
     """Queue an import.completed event as the import engineer will: in a transaction. Returns ids of the
     event, the job and the user. The job is not dispatched (tests drive delivery themselves)."""
     user_id = user_id or await _account(ctx)
-    job_id = job_id or uuid.uuid4()
+    job_id = job_id or await _job(ctx, user_id)
     async with ctx.db.transaction():
         job = await queue_import_event(
             ctx,
@@ -286,7 +297,7 @@ async def test_an_event_rolled_back_with_its_transaction_is_not_queued(ctx, clea
         async with ctx.db.transaction():
             await queue_import_event(
                 ctx,
-                job_id=uuid.uuid4(),
+                job_id=await _job(ctx, user_id),
                 user_id=user_id,
                 url="https://8.8.8.8/",
                 event_type="import.cancelled",

@@ -76,6 +76,13 @@ def bench_env(database_url: str, redis_db: int, **extra: str) -> dict[str, str]:
 @contextmanager
 def server(argv: list[str], env: dict[str, str], ready_path: str = "/health/live") -> Iterator[str]:
     """Run an ASGI server (argv gets --port appended) until the block ends; yields its base URL."""
+    with server_process(argv, env, ready_path) as (url, _pid):
+        yield url
+
+
+@contextmanager
+def server_process(argv: list[str], env: dict[str, str], ready_path: str = "/health/live") -> Iterator[tuple[str, int]]:
+    """As `server`, yielding (base URL, process id)."""
     port = free_port()
     proc = subprocess.Popen([*argv, "--port", str(port)], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
@@ -93,7 +100,7 @@ def server(argv: list[str], env: dict[str, str], ready_path: str = "/health/live
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not start")
             time.sleep(0.1)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         try:

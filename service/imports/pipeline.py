@@ -1,0 +1,235 @@
+"""The import worker's loop: read the file in chunks, commit each chunk with its checkpoint, finish.
+
+Crash safety comes from one rule: a chunk's tasks, its row errors and its checkpoint row commit in one
+transaction. A redelivered message (killed worker, SIGTERM, broker restart) claims the job again and
+resumes after the last committed chunk, so no row is lost or imported twice; the checkpoint's primary
+key stops two workers that both believe they own a job from committing the same chunk.
+
+Parsing runs in a thread, one chunk ahead of the database: the event loop stays free for heartbeats
+and other actors, and reading overlaps with COPY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from service import metrics
+from service.context import Context
+from service.db import Queries
+from service.imports import VALID_COLUMNS, UnreadableFile, open_reader
+from service.imports.service import announce_end, process_job, remove_upload
+from service.jobs import Job
+from service.tasks import service as tasks
+
+log = logging.getLogger("tasklane.imports")
+Q = Queries("imports")
+PROGRESS_EVERY = 1.0  # seconds between writes of the job row's counters
+HEARTBEAT_EVERY = 5.0
+CATEGORY = VALID_COLUMNS.index("category")
+TASK_COLUMNS = ("user_id", "title", "description", "status", "priority", "due_date", "category_id", "import_id")
+ERROR_COLUMNS = ("job_id", "row_number", "seq", "column_name", "message", "value", "raw")
+
+# Set by the worker when it is asked to stop: a job in progress then hands itself back at its next chunk
+# boundary instead of holding the shutdown for the rest of the file.
+stopping = threading.Event()
+
+
+class LeaseLost(Exception):
+    """Another worker owns the job now, or it was deleted: stop without touching it."""
+
+
+class CancelRequested(Exception):
+    pass
+
+
+@dataclass
+class Totals:
+    seq: int = 0
+    rows_consumed: int = 0
+    rows_imported: int = 0
+    rows_failed: int = 0
+    progress: float = 0.0
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "rows_processed": self.rows_consumed,
+            "rows_imported": self.rows_imported,
+            "rows_failed": self.rows_failed,
+        }
+
+
+async def run_job(ctx: Context, job_id: UUID) -> str:
+    """Process one import job; returns what happened. Safe to call any number of times for one job."""
+    s = ctx.settings
+    lease = uuid.uuid4()
+    job = await ctx.db.fetch_one(Q.claim_job, id=job_id, lease_id=lease, stale=s.import_stale_after)
+    if job is None:
+        return "not-due"
+    log.info("import started", extra={"job_id": str(job_id), "attempt": job["attempts"]})
+    if job["cancel_requested"]:
+        return await _finish(ctx, job, lease, Totals(), "cancelled")
+    last = await ctx.db.fetch_one(Q.last_chunk, job_id=job_id)
+    totals = Totals()
+    if last is not None:
+        totals = Totals(last["seq"], last["rows_consumed"], last["rows_imported"], last["rows_failed"])
+    beat = asyncio.create_task(_heartbeat(ctx, job_id, lease))
+    try:
+        return await _process(ctx, job, lease, totals)
+    except LeaseLost as exc:
+        log.warning("import lease lost, stopping", extra={"job_id": str(job_id), "reason": str(exc)})
+        return "lost"
+    finally:
+        beat.cancel()
+
+
+async def _process(ctx: Context, job: asyncpg.Record, lease: UUID, totals: Totals) -> str:
+    job_id = job["id"]
+    try:
+        reader = await asyncio.to_thread(open_reader, Path(job["stored_path"]), job["kind"])
+    except UnreadableFile as exc:
+        return await _finish(ctx, job, lease, totals, "failed", str(exc))
+    except FileNotFoundError:
+        return await _finish(ctx, job, lease, totals, "failed", "The uploaded file is no longer available")
+    pending: asyncio.Future[Any] | None = None
+    try:
+        if totals.seq == 0:
+            await ctx.db.execute(
+                Q.set_header, id=job_id, lease_id=lease, header=list(reader.header), warnings=list(reader.warnings)
+            )
+        chunks = reader.chunks(size=ctx.settings.import_chunk_rows, skip=totals.rows_consumed)
+        loop = asyncio.get_running_loop()
+        pending = loop.run_in_executor(None, next, chunks, None)
+        published = time.monotonic()
+        while pending is not None:
+            chunk = await pending
+            pending = None
+            if chunk is None:
+                break
+            if stopping.is_set():
+                await ctx.db.execute(Q.release_job, id=job_id, lease_id=lease)
+                # Enqueued before this worker exits; if that fails, the relay re-drives the queued job.
+                await ctx.dispatcher.send_now(process_job(job_id))
+                log.info("import handed back for another worker", extra={"job_id": str(job_id)})
+                return "released"
+            # Read the next chunk while this one is written.
+            pending = loop.run_in_executor(None, next, chunks, None)
+            try:
+                await _commit_chunk(ctx, job, lease, totals, chunk)
+            except CancelRequested:
+                return await _finish(ctx, job, lease, totals, "cancelled")
+            if time.monotonic() - published >= PROGRESS_EVERY:
+                published = time.monotonic()
+                cancel = await ctx.db.fetch_val(
+                    Q.write_progress, id=job_id, lease_id=lease, progress=totals.progress, **totals.counters()
+                )
+                if cancel is None:
+                    raise LeaseLost("the job row no longer carries this lease")
+        return await _finish(ctx, job, lease, totals, "completed")
+    except UnreadableFile as exc:
+        return await _finish(ctx, job, lease, totals, "failed", str(exc))
+    finally:
+        if pending is not None:
+            # The reader may not be closed under a thread still inside it.
+            await asyncio.wait([pending])
+        reader.close()
+
+
+async def _commit_chunk(ctx: Context, job: asyncpg.Record, lease: UUID, totals: Totals, chunk: Any) -> None:
+    job_id, user_id = job["id"], job["user_id"]
+    imported = 0 if job["dry_run"] else len(chunk.valid)
+    failed_rows = chunk.failed
+    async with ctx.db.transaction(), ctx.db.connection() as conn:
+        guard = await conn.fetchrow(Q.chunk_guard.sql, *Q.chunk_guard.args({"id": job_id, "lease_id": lease}))
+        if guard is None or not guard["owned"]:
+            raise LeaseLost("deleted" if guard is None else "taken over by another worker")
+        if guard["cancel_requested"]:
+            raise CancelRequested
+        if imported:
+            names = {row[CATEGORY] for row in chunk.valid if row[CATEGORY]}
+            categories = await tasks.category_ids(conn, user_id, names) if names else {}
+            await conn.copy_records_to_table(
+                "tasks",
+                columns=TASK_COLUMNS,
+                records=[
+                    (user_id, t, d, st, p, due, categories[c.lower()] if c else None, job_id)
+                    for t, d, st, p, due, c, _row in chunk.valid
+                ],
+            )
+        if chunk.errors:
+            await conn.copy_records_to_table(
+                "import_errors", columns=ERROR_COLUMNS, records=_error_records(job_id, chunk)
+            )
+        try:
+            checkpoint = {
+                "job_id": job_id,
+                "seq": totals.seq + 1,
+                "rows_consumed": chunk.rows_consumed,
+                "rows_imported": totals.rows_imported + imported,
+                "rows_failed": totals.rows_failed + failed_rows,
+                "progress": chunk.progress,
+            }
+            await conn.execute(Q.insert_chunk.sql, *Q.insert_chunk.args(checkpoint))
+        except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as exc:
+            raise LeaseLost(f"chunk {totals.seq + 1} already committed or job deleted ({exc})") from None
+    totals.seq += 1
+    totals.rows_consumed = chunk.rows_consumed
+    totals.rows_imported += imported
+    totals.rows_failed += failed_rows
+    totals.progress = chunk.progress
+
+
+def _error_records(job_id: UUID, chunk: Any) -> list[tuple[Any, ...]]:
+    records = []
+    seq_by_row: dict[int, int] = {}
+    for e in chunk.errors:
+        seq = seq_by_row.get(e.row, 0)
+        seq_by_row[e.row] = seq + 1
+        records.append((job_id, e.row, seq, e.column, e.message, e.value, list(e.raw) if seq == 0 else None))
+    return records
+
+
+async def _finish(
+    ctx: Context, job: asyncpg.Record, lease: UUID, totals: Totals, status: str, error: str | None = None
+) -> str:
+    jobs: list[Job] = []
+    async with ctx.db.transaction():
+        row = await ctx.db.fetch_one(
+            Q.finish_job, id=job["id"], lease_id=lease, status=status, error=error, **totals.counters()
+        )
+        if row is None:
+            raise LeaseLost("could not record the end: lease lost")
+        jobs.extend(await announce_end(ctx, row))
+    ctx.dispatcher.dispatch_soon(*jobs)
+    metrics.count(f"imports_{status}")
+    metrics.count("rows_imported", row["rows_imported"])
+    await remove_upload(ctx, row)
+    log.info("import finished", extra={"job_id": str(job["id"]), "status": status, **totals.counters()})
+    return status
+
+
+async def _heartbeat(ctx: Context, job_id: UUID, lease: UUID) -> None:
+    # Covers the stretches without chunk commits (opening a big workbook), so the relay and other
+    # workers never take a live job for a dead one.
+    while True:
+        await asyncio.sleep(HEARTBEAT_EVERY)
+        try:
+            await ctx.db.fetch_val(Q.heartbeat, id=job_id, lease_id=lease)
+        except Exception as exc:
+            log.warning("import heartbeat failed", extra={"job_id": str(job_id), "error": repr(exc)})
+
+
+async def redrive(ctx: Context, limit: int = 100) -> list[Job]:
+    """Jobs whose broker message looks lost (queued too long, or a worker stopped beating)."""
+    s = ctx.settings
+    rows = await ctx.db.fetch_all(Q.due_imports, grace=s.relay_grace, stale=s.import_stale_after, limit=limit)
+    return [process_job(r["id"]) for r in rows]

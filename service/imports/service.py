@@ -1,0 +1,266 @@
+"""Import jobs as the API sees them: create from an upload, read, list, cancel, delete, and their errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from service import idempotency, pagination
+from service.context import Context
+from service.db import Queries
+from service.errors import Conflict, NotFound, Unprocessable, UnsupportedMediaType
+from service.imports import FIELDS, UnsupportedFile, csv_line, error_record, errors_header, safe_filename, sniff
+from service.imports.export import BOM
+from service.imports.uploads import Upload
+from service.jobs import Job
+from service.logs import request_id_var
+from service.notifications import webhooks
+
+Q = Queries("imports")
+TERMINAL = ("completed", "failed", "cancelled")
+PUBLIC = (
+    "id", "status", "filename", "size_bytes", "dry_run", "rows_processed", "rows_imported", "rows_failed",
+    "progress", "warnings", "error", "created_at", "started_at", "finished_at", "webhook_url",
+)  # fmt: skip
+CSV_BATCH = 1000
+
+
+class JobNotFound(NotFound):
+    slug, title = "import-not-found", "Import not found"
+
+
+class JobFinished(Conflict):
+    slug, title = "import-finished", "Import already finished"
+
+
+def public(row: asyncpg.Record) -> dict[str, Any]:
+    return {name: row[name] for name in PUBLIC}
+
+
+def process_job(job_id: UUID) -> Job:
+    return Job("imports.process", (str(job_id),))
+
+
+def parse_id(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise JobNotFound("No import with this id") from None
+
+
+def _parse_bool(name: str, value: str | None) -> bool:
+    if value is None or value.strip().lower() in {"", "false", "0", "no", "off"}:
+        return False
+    if value.strip().lower() in {"true", "1", "yes", "on"}:
+        return True
+    raise Unprocessable(f"{name} must be true or false", errors=[{"field": name, "message": "Must be true or false"}])
+
+
+async def create_job(ctx: Context, user_id: UUID, job_id: UUID, upload: Upload, key: str | None) -> idempotency.Outcome:
+    """Turn a streamed upload into a queued job; the upload's file is moved under its final name or removed."""
+    s = ctx.settings
+    try:
+        kind = await asyncio.to_thread(sniff, upload.filename, upload.head, upload.path)
+    except UnsupportedFile as exc:
+        await upload.discard()
+        raise UnsupportedMediaType(str(exc)) from None
+    try:
+        dry_run = _parse_bool("dry_run", upload.fields.get("dry_run"))
+        url = (upload.fields.get("webhook_url") or "").strip() or None
+        if url is not None:
+            url = await webhooks.validate_url_async(url, allow_private=s.webhook_allow_private)
+    except Exception:
+        await upload.discard()
+        raise
+    final = Path(s.upload_dir) / f"{job_id}_{safe_filename(upload.filename)}"
+    await asyncio.to_thread(os.replace, upload.path, final)
+    jobs: list[Job] = []
+
+    async def create() -> idempotency.Outcome:
+        row = await ctx.db.fetch_one(
+            Q.create_job,
+            id=job_id,
+            user_id=user_id,
+            filename=upload.filename[:255],
+            kind=kind,
+            stored_path=str(final),
+            size_bytes=upload.size,
+            dry_run=dry_run,
+            webhook_url=url,
+            request_id=request_id_var.get(),
+        )
+        jobs.append(process_job(job_id))
+        return idempotency.Outcome.json(202, public(row), {"Location": f"/api/v1/imports/{job_id}"})
+
+    try:
+        if key is None:
+            async with ctx.db.transaction():
+                outcome = await create()
+        else:
+            digest = idempotency.fingerprint("POST", "/api/v1/imports", (upload.sha256 or "").encode())
+            outcome = await idempotency.run_once(ctx, user_id, key, digest, create)
+    except BaseException:
+        await _remove(final)
+        raise
+    if outcome.replayed:
+        await _remove(final)
+    ctx.dispatcher.dispatch_soon(*jobs)
+    return outcome
+
+
+async def get_job(ctx: Context, user_id: UUID, job_id: UUID) -> asyncpg.Record:
+    row = await ctx.db.fetch_one(Q.get_job, id=job_id, user_id=user_id)
+    if row is None:
+        raise JobNotFound("No import with this id")
+    return row
+
+
+def _scope(user_id: UUID, what: bytes) -> bytes:
+    return what + b":" + user_id.bytes
+
+
+async def list_jobs(ctx: Context, user_id: UUID, limit: int, cursor: str | None) -> dict[str, Any]:
+    secret = ctx.settings.secret_key
+    if cursor:
+        created_us, last_id = pagination.decode(secret, _scope(user_id, b"imports"), cursor)
+        rows = await ctx.db.fetch_all(
+            Q.list_jobs_after,
+            user_id=user_id,
+            created_at=datetime.fromisoformat(created_us),
+            id=UUID(last_id),
+            limit=limit + 1,
+        )
+    else:
+        rows = await ctx.db.fetch_all(Q.list_jobs_first, user_id=user_id, limit=limit + 1)
+    items = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = pagination.encode(
+            secret, _scope(user_id, b"imports"), [last["created_at"].isoformat(), str(last["id"])]
+        )
+    return {"items": [public(r) for r in items], "next_cursor": next_cursor}
+
+
+async def cancel_job(ctx: Context, user_id: UUID, job_id: UUID) -> asyncpg.Record:
+    jobs: list[Job] = []
+    async with ctx.db.transaction():
+        row = await ctx.db.fetch_one(Q.request_cancel, id=job_id, user_id=user_id)
+        if row is None:
+            await get_job(ctx, user_id, job_id)  # 404 when it does not exist
+            raise JobFinished("This import has already finished")
+        if row["status"] == "cancelled":
+            # It never started: no worker will finish it, so announce the end here.
+            jobs.extend(await announce_end(ctx, row))
+    ctx.dispatcher.dispatch_soon(*jobs)
+    if row["status"] == "cancelled":
+        await remove_upload(ctx, row)
+    return row
+
+
+async def delete_job(ctx: Context, user_id: UUID, job_id: UUID) -> None:
+    async with ctx.db.transaction():
+        # A running job is cancelled first; the worker notices at its next chunk that the job is gone.
+        await ctx.db.fetch_one(Q.request_cancel, id=job_id, user_id=user_id)
+        row = await ctx.db.fetch_one(Q.delete_job, id=job_id, user_id=user_id)
+        if row is None:
+            raise JobNotFound("No import with this id")
+    if row["file_removed_at"] is None:
+        await _remove(Path(row["stored_path"]))
+
+
+async def announce_end(ctx: Context, job: asyncpg.Record) -> list[Job]:
+    """Inside the transaction that ended a job: queue its completion webhook, if it asked for one."""
+    if not job["webhook_url"]:
+        return []
+    data = {
+        "job_id": str(job["id"]),
+        "status": job["status"],
+        "rows_processed": job["rows_processed"],
+        "rows_imported": job["rows_imported"],
+        "rows_failed": job["rows_failed"],
+        "finished_at": job["finished_at"].isoformat(),
+    }
+    return [
+        await webhooks.queue_import_event(
+            ctx,
+            job_id=job["id"],
+            user_id=job["user_id"],
+            url=job["webhook_url"],
+            event_type=f"import.{job['status']}",
+            data=data,
+        )
+    ]
+
+
+async def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        await asyncio.to_thread(os.remove, path)
+
+
+async def remove_upload(ctx: Context, job: asyncpg.Record) -> None:
+    """Delete a finished job's file now, unless uploads are kept for a while (UPLOAD_RETENTION)."""
+    if ctx.settings.upload_retention > 0:
+        return
+    await _remove(Path(job["stored_path"]))
+    await ctx.db.execute(Q.mark_file_removed, id=job["id"])
+
+
+async def purge_uploads(ctx: Context, limit: int = 100) -> int:
+    """Remove files of jobs finished longer ago than the retention period (run by the relay)."""
+    rows = await ctx.db.fetch_all(Q.files_to_remove, retention=ctx.settings.upload_retention, limit=limit)
+    for row in rows:
+        await _remove(Path(row["stored_path"]))
+        await ctx.db.execute(Q.mark_file_removed, id=row["id"])
+    return len(rows)
+
+
+async def errors_page(ctx: Context, user_id: UUID, job_id: UUID, limit: int, cursor: str | None) -> dict[str, Any]:
+    await get_job(ctx, user_id, job_id)
+    scope = _scope(user_id, b"import-errors:" + job_id.bytes)
+    secret = ctx.settings.secret_key
+    if cursor:
+        row_number, seq = pagination.decode(secret, scope, cursor)
+        if not isinstance(row_number, int) or not isinstance(seq, int):
+            raise pagination.InvalidCursor("The cursor is malformed; start from the first page")
+        rows = await ctx.db.fetch_all(Q.errors_after, job_id=job_id, row_number=row_number, seq=seq, limit=limit + 1)
+    else:
+        rows = await ctx.db.fetch_all(Q.errors_first, job_id=job_id, limit=limit + 1)
+    items = rows[:limit]
+    next_cursor = (
+        pagination.encode(secret, scope, [items[-1]["row_number"], items[-1]["seq"]]) if len(rows) > limit else None
+    )
+    return {
+        "items": [
+            {"row": r["row_number"], "column": r["column_name"], "message": r["message"], "value": r["value"]}
+            for r in items
+        ],
+        "next_cursor": next_cursor,
+    }
+
+
+async def errors_csv(ctx: Context, user_id: UUID, job_id: UUID) -> AsyncIterator[bytes]:
+    """errors.csv: the failed rows as they were in the file, plus an `error` column, ready to fix and
+    re-upload. Cells are defused so a spreadsheet never runs them as formulas."""
+    job = await get_job(ctx, user_id, job_id)
+    header = list(job["header"] or FIELDS)
+
+    async def lines() -> AsyncIterator[bytes]:
+        yield (BOM + csv_line(errors_header(header))).encode()
+        after = 0
+        while True:
+            rows = await ctx.db.fetch_all(Q.failed_rows_after, job_id=job_id, row_number=after, limit=CSV_BATCH)
+            if not rows:
+                return
+            yield "".join(csv_line(error_record(header, r["raw"] or [], r["error"])) for r in rows).encode()
+            after = rows[-1]["row_number"]
+
+    return lines()

@@ -1,0 +1,432 @@
+"""Import jobs through the API and a real worker: upload, process, errors, cancel, delete, events."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.imports import pipeline
+from tests.imports.helpers import write_xls, write_xlsx
+from tests.support import AppClient, active_account, assert_problem, bearer, db_execute, db_value
+
+GOOD_AND_BAD = (
+    b"title,description,status,priority,due_date,category,notes\r\n"
+    b"Buy milk,2 litres,todo,2,2026-12-01,Home,x\r\n"
+    b",no title,todo,3,,Home,\r\n"
+    b"Write report,,in_progress,5,,Work,\r\n"
+    b"Bad date,,done,1,2026-02-30,work,\r\n"
+    b"=cmd|' /C calc'!A0,,todo,9,,,\r\n"
+    b"Call mum,,done,,,,\r\n"
+)
+
+
+async def user(client, ctx, smtp, email: str = "ivan@example.com") -> dict[str, str]:
+    return bearer(await active_account(client, ctx, smtp, email))
+
+
+async def upload(client, headers, content: bytes, name: str = "tasks.csv", **fields: str):
+    return await client.post(
+        "/api/v1/imports", files={"file": (name, content, "application/octet-stream")}, data=fields, headers=headers
+    )
+
+
+async def finished(client, headers, job_id: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = (await client.get(f"/api/v1/imports/{job_id}", headers=headers)).json()
+        if job["status"] in ("completed", "failed", "cancelled"):
+            return job
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {job['status']}")
+
+
+def csv_rows(n: int) -> bytes:
+    lines = ["title,priority,category"] + [f"Task {i},{i % 5 + 1},Cat {i % 3}" for i in range(n)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def stored_files(settings) -> list[Path]:
+    return sorted(Path(settings.upload_dir).glob("*"))
+
+
+async def test_a_csv_import_creates_tasks_and_reports_every_bad_row(client, ctx, smtp, worker, settings):
+    headers = await user(client, ctx, smtp)
+    response = await upload(client, headers, GOOD_AND_BAD)
+    assert response.status_code == 202
+    job = response.json()
+    assert job["status"] == "queued" and job["filename"] == "tasks.csv" and job["size_bytes"] == len(GOOD_AND_BAD)
+    assert response.headers["Location"] == f"/api/v1/imports/{job['id']}"
+
+    done = await finished(client, headers, job["id"])
+    assert done["status"] == "completed", done
+    assert (done["rows_processed"], done["rows_imported"], done["rows_failed"]) == (6, 3, 3)
+    assert done["progress"] == 1
+    assert any("notes" in w for w in done["warnings"])
+    assert done["started_at"] and done["finished_at"]
+
+    tasks = (await client.get("/api/v1/tasks?sort=created_at&limit=100", headers=headers)).json()["items"]
+    assert sorted(t["title"] for t in tasks) == ["Buy milk", "Call mum", "Write report"]
+    milk = next(t for t in tasks if t["title"] == "Buy milk")
+    assert (milk["priority"], milk["due_date"], milk["category"], milk["import_id"]) == (
+        2,
+        "2026-12-01",
+        "Home",
+        job["id"],
+    )
+    assert next(t for t in tasks if t["title"] == "Call mum")["priority"] == 3  # the default
+
+    errors = (await client.get(f"/api/v1/imports/{job['id']}/errors", headers=headers)).json()
+    located = [(e["row"], e["column"]) for e in errors["items"]]
+    # Row numbers as a spreadsheet shows them: the header is row 1
+    assert located == [(3, "title"), (5, "due_date"), (6, "priority")]
+    assert errors["next_cursor"] is None
+
+    # The upload is gone from disk once the job ended
+    assert stored_files(settings) == []
+
+
+async def test_errors_csv_gives_the_failed_rows_back_defused_with_an_error_column(client, ctx, smtp, worker):
+    headers = await user(client, ctx, smtp)
+    job = (await upload(client, headers, GOOD_AND_BAD)).json()
+    await finished(client, headers, job["id"])
+    response = await client.get(f"/api/v1/imports/{job['id']}/errors.csv", headers=headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    lines = response.text.lstrip("\ufeff").splitlines()
+    assert lines[0] == "title,description,status,priority,due_date,category,notes,error"
+    assert lines[1].startswith(",no title,todo,3,,Home,,")
+    assert lines[2].startswith("Bad date,,done,1,2026-02-30,work,,")
+    # A formula never reaches the user's spreadsheet as a formula
+    assert lines[3].startswith("'=cmd|' /C calc'!A0,")
+    assert len(lines) == 4
+
+
+async def test_dry_run_validates_everything_and_imports_nothing(client, ctx, smtp, worker):
+    headers = await user(client, ctx, smtp)
+    job = (await upload(client, headers, GOOD_AND_BAD, dry_run="true")).json()
+    assert job["dry_run"] is True
+    done = await finished(client, headers, job["id"])
+    assert (done["status"], done["rows_processed"], done["rows_imported"], done["rows_failed"]) == (
+        "completed",
+        6,
+        0,
+        3,
+    )
+    assert await db_value(ctx, "SELECT count(*) FROM tasks") == 0
+
+
+async def test_excel_files_import_dates_and_numbers(client, ctx, smtp, worker, tmp_path):
+    import datetime
+
+    headers = await user(client, ctx, smtp)
+    rows = [["Title", "Priority", "Due Date"], ["From Excel", 4.0, datetime.date(2026, 3, 1)], [None, None, None],
+            ["Second", 2, datetime.datetime(2026, 4, 2, 13, 30)]]  # fmt: skip
+    for path in (write_xlsx(tmp_path, rows), write_xls(tmp_path, rows)):
+        job = (await upload(client, headers, path.read_bytes(), name=path.name)).json()
+        done = await finished(client, headers, job["id"])
+        assert (done["status"], done["rows_imported"], done["rows_failed"]) == ("completed", 2, 0), done
+    tasks = (await client.get("/api/v1/tasks?sort=due_date&limit=10", headers=headers)).json()["items"]
+    assert [(t["title"], t["priority"], t["due_date"]) for t in tasks] == [
+        ("From Excel", 4, "2026-03-01"), ("From Excel", 4, "2026-03-01"),
+        ("Second", 2, "2026-04-02"), ("Second", 2, "2026-04-02"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "expected"),
+    [
+        (b"description,status\nno title column,todo\n", "tasks.csv", "title"),
+        (b"PK\x03\x04" + b"\x00" * 200, "tasks.xlsx", None),
+    ],
+)
+async def test_unusable_files_fail_the_job_with_a_clear_error(client, ctx, smtp, worker, content, name, expected):
+    headers = await user(client, ctx, smtp)
+    response = await upload(client, headers, content, name=name)
+    if response.status_code == 415:  # refused at upload already: also a clear answer
+        assert_problem(response, 415)
+        return
+    done = await finished(client, headers, response.json()["id"])
+    assert done["status"] == "failed"
+    assert done["error"] and (expected is None or expected in done["error"].lower())
+    assert await db_value(ctx, "SELECT count(*) FROM tasks") == 0
+
+
+async def test_a_corrupt_workbook_fails_the_job(client, ctx, smtp, worker, tmp_path):
+    import zipfile
+
+    headers = await user(client, ctx, smtp)
+    good = write_xlsx(tmp_path, [["title"], ["a"]])
+    # A real workbook whose sheet is garbage: accepted at upload (it is a zip with a workbook)...
+    broken = tmp_path / "broken.xlsx"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(broken, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            dst.writestr(item, b"<worksheet><sheetData><row r=" if "worksheets/" in item.filename else data)
+    response = await upload(client, headers, broken.read_bytes(), name="broken.xlsx")
+    assert response.status_code == 202
+    # ...and failed by the worker with a reason, not a crash
+    done = await finished(client, headers, response.json()["id"])
+    assert done["status"] == "failed" and done["error"]
+    # A truncated one is refused at once
+    assert_problem(await upload(client, headers, good.read_bytes()[:1000], name="cut.xlsx"), 415)
+
+
+@pytest.fixture
+async def rejecting(settings, database, clean):
+    """The app with a 1 KiB upload cap and private webhook addresses refused, as in production."""
+    strict = dataclasses.replace(settings, max_upload_bytes=1024, webhook_allow_private=False)
+    async with AppClient.start(strict) as app:
+        yield app
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "status"),
+    [
+        ({"files": {"file": ("t.csv", b"title\n" + b"x" * 2000, "text/csv")}}, 413),
+        ({"files": {"file": ("t.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, "image/png")}}, 415),
+        ({"files": {"file": ("t.csv", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, "text/csv")}}, 415),
+        ({"files": {"file": ("t.exe", b"MZ\x90\x00" + b"\x00" * 100, "application/octet-stream")}}, 415),
+        ({"data": {"dry_run": "true"}, "files": {"other": ("t.csv", b"title\na\n", "text/csv")}}, 422),
+        ({"files": {"file": ("t.csv", b"title\na\n", "text/csv")}, "data": {"webhook_url": "ftp://x.example/"}}, 422),
+        ({"files": {"file": ("t.csv", b"title\na\n", "text/csv")}, "data": {"webhook_url": "http://127.0.0.1/h"}}, 422),
+        ({"files": {"file": ("t.csv", b"title\na\n", "text/csv")}, "data": {"webhook_url": "http://10.0.0.8/"}}, 422),
+        ({"files": {"file": ("t.csv", b"title\na\n", "text/csv")}, "data": {"dry_run": "maybe"}}, 422),
+        ({"files": {"dry_run": (None, "true")}}, 400),
+        (
+            {
+                "content": b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\ntitle\n',
+                "headers": {"content-type": "multipart/form-data; boundary=xyz"},
+            },
+            400,
+        ),
+        ({"content": b"title\na\n", "headers": {"content-type": "multipart/form-data"}}, 400),
+        ({"content": b"title\na\n", "headers": {"content-type": "text/csv"}}, 415),
+    ],
+)
+async def test_rejected_uploads_leave_no_job_and_no_file(rejecting, ctx, smtp, settings, request_kwargs, status):
+    headers = await user(rejecting.http, ctx, smtp)
+    kwargs = dict(request_kwargs)
+    kwargs["headers"] = {**headers, **kwargs.get("headers", {})}
+    problem = assert_problem(await rejecting.http.post("/api/v1/imports", **kwargs), status)
+    assert problem["detail"]
+    assert await db_value(ctx, "SELECT count(*) FROM import_jobs") == 0
+    assert stored_files(settings) == []
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_reading(rejecting, ctx, smtp):
+    headers = await user(rejecting.http, ctx, smtp)
+    read = []
+
+    async def body():
+        read.append(1)
+        yield b"x" * 10
+
+    response = await rejecting.http.post(
+        "/api/v1/imports",
+        content=body(),
+        headers={**headers, "content-type": "multipart/form-data; boundary=b", "content-length": str(10**9)},
+    )
+    assert_problem(response, 413)
+
+
+async def test_uploads_need_a_valid_token(client):
+    response = await client.post("/api/v1/imports", files={"file": ("t.csv", b"title\na\n", "text/csv")})
+    assert_problem(response, 401)
+
+
+async def test_another_users_job_is_404_on_every_route(client, ctx, smtp, worker):
+    owner = await user(client, ctx, smtp, "owner@example.com")
+    stranger = await user(client, ctx, smtp, "stranger@example.com")
+    job_id = (await upload(client, owner, GOOD_AND_BAD)).json()["id"]
+    await finished(client, owner, job_id)
+    for method, path in [
+        ("GET", ""), ("POST", "/cancel"), ("DELETE", ""), ("GET", "/errors"), ("GET", "/errors.csv"),
+        ("GET", "/events"), ("GET", "/deliveries"),
+    ]:  # fmt: skip
+        for who, job in ((stranger, job_id), (owner, "not-a-uuid")):
+            response = await client.request(method, f"/api/v1/imports/{job}{path}", headers=who)
+            problem = assert_problem(response, 404)
+            assert "Buy milk" not in response.text and problem["status"] == 404
+    assert (await client.get("/api/v1/imports", headers=stranger)).json()["items"] == []
+    assert (await client.get(f"/api/v1/imports/{job_id}", headers=owner)).status_code == 200
+
+
+async def test_jobs_are_listed_newest_first_in_keyset_pages(client, ctx, smtp):
+    headers = await user(client, ctx, smtp)
+    ids = [(await upload(client, headers, b"title\na\n")).json()["id"] for _ in range(3)]
+    first = (await client.get("/api/v1/imports?limit=2", headers=headers)).json()
+    assert [j["id"] for j in first["items"]] == ids[::-1][:2]
+    second = (await client.get(f"/api/v1/imports?limit=2&cursor={first['next_cursor']}", headers=headers)).json()
+    assert [j["id"] for j in second["items"]] == ids[:1] and second["next_cursor"] is None
+    assert_problem(await client.get(f"/api/v1/imports?cursor={first['next_cursor'][:-2]}xx", headers=headers), 400)
+    assert_problem(await client.get("/api/v1/imports?limit=0", headers=headers), 422)
+    assert_problem(await client.get("/api/v1/imports?limit=101", headers=headers), 422)
+
+
+async def test_errors_are_paged_without_overlap(client, ctx, smtp, worker):
+    headers = await user(client, ctx, smtp)
+    content = ("title,priority\n" + "".join(f"T{i},{9 if i % 2 else 1}\n" for i in range(50))).encode()
+    job = (await upload(client, headers, content)).json()
+    assert (await finished(client, headers, job["id"]))["rows_failed"] == 25
+    seen, cursor = [], ""
+    while True:
+        page = (await client.get(f"/api/v1/imports/{job['id']}/errors?limit=10{cursor}", headers=headers)).json()
+        seen += [e["row"] for e in page["items"]]
+        if not page["next_cursor"]:
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+    assert seen == [i + 2 for i in range(50) if i % 2]
+
+
+async def test_cancelling_a_queued_job_ends_it_at_once(client, ctx, smtp, settings):
+    headers = await user(client, ctx, smtp)
+    job = (await upload(client, headers, csv_rows(10))).json()
+    response = await client.post(f"/api/v1/imports/{job['id']}/cancel", headers=headers)
+    assert response.status_code == 202
+    assert response.json()["status"] == "cancelled"
+    assert_problem(await client.post(f"/api/v1/imports/{job['id']}/cancel", headers=headers), 409)
+    # A worker that gets the message later leaves it alone
+    assert await pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])) == "not-due"
+    assert stored_files(settings) == []
+
+
+async def _run_with_hook(ctx, job_id: str, after_chunks: int, hook) -> str:
+    """Run the real pipeline for a job, calling `hook` once `after_chunks` chunks have committed."""
+    import uuid
+
+    original = pipeline._commit_chunk
+    committed = 0
+
+    async def counting(*args, **kwargs):
+        nonlocal committed
+        await original(*args, **kwargs)
+        committed += 1
+        if committed == after_chunks:
+            await hook()
+
+    pipeline._commit_chunk = counting
+    try:
+        return await pipeline.run_job(ctx, uuid.UUID(job_id))
+    finally:
+        pipeline._commit_chunk = original
+
+
+async def test_cancel_mid_job_stops_at_the_next_chunk_and_keeps_committed_rows(client, ctx, smtp, settings):
+    headers = await user(client, ctx, smtp)
+    job = (await upload(client, headers, csv_rows(20_000))).json()
+
+    async def cancel() -> None:
+        response = await client.post(f"/api/v1/imports/{job['id']}/cancel", headers=headers)
+        assert response.status_code == 202 and response.json()["status"] == "processing"
+
+    assert await _run_with_hook(ctx, job["id"], 3, cancel) == "cancelled"
+    done = (await client.get(f"/api/v1/imports/{job['id']}", headers=headers)).json()
+    chunk = settings.import_chunk_rows
+    assert done["status"] == "cancelled"
+    assert done["rows_imported"] == await db_value(ctx, "SELECT count(*) FROM tasks") == 3 * chunk
+    assert done["rows_processed"] == 3 * chunk < 20_000
+    assert_problem(await client.post(f"/api/v1/imports/{job['id']}/cancel", headers=headers), 409)
+
+
+async def test_a_crashed_run_resumes_after_its_last_committed_chunk(client, ctx, smtp):
+    headers = await user(client, ctx, smtp)
+    job = (await upload(client, headers, csv_rows(12_345))).json()
+
+    async def crash() -> None:
+        raise RuntimeError("worker died")
+
+    with pytest.raises(RuntimeError):
+        await _run_with_hook(ctx, job["id"], 2, crash)
+    # A second worker cannot take it while the first one's heartbeat is fresh...
+    assert await pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])) == "not-due"
+    # ...but once it has gone quiet, it resumes from the checkpoint
+    await db_execute(ctx, "UPDATE import_jobs SET heartbeat_at = now() - interval '1 hour'")
+    assert await pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])) == "completed"
+    done = (await client.get(f"/api/v1/imports/{job['id']}", headers=headers)).json()
+    assert (done["rows_processed"], done["rows_imported"]) == (12_345, 12_345)
+    assert await db_value(ctx, "SELECT count(*) FROM tasks") == 12_345
+    assert await db_value(ctx, "SELECT count(DISTINCT title) FROM tasks") == 12_345
+
+
+async def test_a_stopping_worker_hands_the_job_back_and_another_finishes_it(client, ctx, smtp):
+    headers = await user(client, ctx, smtp)
+    job = (await upload(client, headers, csv_rows(9_000))).json()
+
+    async def stop() -> None:
+        pipeline.stopping.set()
+
+    try:
+        assert await _run_with_hook(ctx, job["id"], 1, stop) == "released"
+    finally:
+        pipeline.stopping.clear()
+    assert await db_value(ctx, "SELECT status FROM import_jobs") == "queued"
+    assert await pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])) == "completed"
+    assert await db_value(ctx, "SELECT count(*) FROM tasks") == 9_000
+
+
+async def test_deleting_a_job_keeps_its_tasks_unlinked(client, ctx, smtp, worker, settings):
+    headers = await user(client, ctx, smtp)
+    job = (await upload(client, headers, GOOD_AND_BAD)).json()
+    await finished(client, headers, job["id"])
+    assert (await client.delete(f"/api/v1/imports/{job['id']}", headers=headers)).status_code == 204
+    assert_problem(await client.get(f"/api/v1/imports/{job['id']}", headers=headers), 404)
+    assert await db_value(ctx, "SELECT count(*) FROM import_errors") == 0
+    assert await db_value(ctx, "SELECT count(*) FROM tasks WHERE import_id IS NULL") == 3
+    assert_problem(await client.delete(f"/api/v1/imports/{job['id']}", headers=headers), 404)
+
+
+async def test_deleting_a_running_job_cancels_it_and_removes_its_file(client, ctx, smtp, settings):
+    headers = await user(client, ctx, smtp)
+    job = (await upload(client, headers, csv_rows(20_000))).json()
+
+    async def delete() -> None:
+        assert (await client.delete(f"/api/v1/imports/{job['id']}", headers=headers)).status_code == 204
+
+    assert await _run_with_hook(ctx, job["id"], 2, delete) == "lost"
+    assert await db_value(ctx, "SELECT count(*) FROM import_jobs") == 0
+    assert await db_value(ctx, "SELECT count(*) FROM tasks WHERE import_id IS NOT NULL") == 0
+    assert stored_files(settings) == []
+
+
+async def test_events_stream_progress_until_the_job_ends(client, ctx, smtp, worker):
+    headers = await user(client, ctx, smtp)
+    job = (await upload(client, headers, csv_rows(30_000))).json()
+    events: list[str] = []
+    async with client.stream("GET", f"/api/v1/imports/{job['id']}/events", headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                events.append(line.removeprefix("event: "))
+    assert events[0] == "progress" and events[-1] == "end"
+    final = (await client.get(f"/api/v1/imports/{job['id']}", headers=headers)).json()
+    assert final["status"] == "completed" and final["rows_imported"] == 30_000
+
+
+async def test_same_idempotency_key_and_file_returns_the_first_job(client, ctx, smtp, settings):
+    headers = {**(await user(client, ctx, smtp)), "Idempotency-Key": "upload-1"}
+    first, second = await asyncio.gather(*(upload(client, headers, GOOD_AND_BAD) for _ in range(2)))
+    assert first.status_code == second.status_code == 202
+    assert first.json()["id"] == second.json()["id"]
+    assert await db_value(ctx, "SELECT count(*) FROM import_jobs") == 1
+    assert len(stored_files(settings)) == 1
+    other = await upload(client, headers, csv_rows(3))
+    assert_problem(other, 422)
+    assert len(stored_files(settings)) == 1
+
+
+async def test_the_relay_re_drives_an_import_whose_message_was_lost(client, ctx, smtp):
+    from workers.broker import broker, sweep
+
+    headers = await user(client, ctx, smtp)
+    await upload(client, headers, csv_rows(5))
+    broker.flush_all()
+    assert await sweep(ctx, broker) == 0  # within the grace period: trust the request's own enqueue
+    await db_execute(ctx, "UPDATE import_jobs SET created_at = now() - interval '1 hour'")
+    assert await sweep(ctx, broker) == 1
+    assert broker.do_qsize("imports") == 1

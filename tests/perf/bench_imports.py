@@ -1,0 +1,240 @@
+"""Bulk import figures, each against a baseline measured in the same run:
+
+- upload: a 500 MB multipart upload, server MB/s and web RSS growth, against a bare Starlette endpoint
+  with the streaming parser; plus GET /health/live p99 during the upload;
+- CSV: 1,000,000 rows from upload to `completed`, rows/s, against psql COPY of the same file;
+- Excel: a 1,000,000-row xlsx from upload to `completed`, rows/s and the worker's peak RSS.
+
+Run: python -m tests.perf.bench_imports   (files are generated once under /tmp/tasklane-bench)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+from service.accounts.passwords import hash_password_sync
+from tests.perf.bench_readers import CACHE, csv_fixture, xlsx_fixture
+from tests.perf.common import (
+    BIN,
+    PG,
+    ROOT,
+    Figure,
+    bench_env,
+    fresh_database,
+    percentile,
+    print_table,
+    server,
+    server_process,
+    uvicorn,
+)
+
+ROWS = 1_000_000
+UPLOAD_MB = 500
+EMAIL, PASSWORD = "bench@example.com", "secret123"
+
+
+def upload_fixture() -> Path:
+    """~500 MB of valid CSV (so tasklane accepts it as a CSV upload)."""
+    path = CACHE / f"upload-{UPLOAD_MB}mb.csv"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        line = b"Task with a reasonably long title,Some description text here,todo,3,2026-01-01,Work\n"
+        with open(path, "wb") as f:
+            f.write(b"title,description,status,priority,due_date,category\n")
+            block = line * 10_000
+            for _ in range(UPLOAD_MB * 1024 * 1024 // len(block)):
+                f.write(block)
+    return path
+
+
+def rss_peak_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def rss_now_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def curl_upload(url: str, path: Path, headers: dict[str, str]) -> tuple[float, int, str]:
+    """POST the file as multipart with curl (C, so the client is not the bottleneck); (seconds, status, body)."""
+    argv = ["curl", "-s", "-o", "/dev/stdout", "-w", "\n%{http_code} %{time_total}", "-F", f"file=@{path}", url]
+    for name, value in headers.items():
+        argv += ["-H", f"{name}: {value}"]
+    out = subprocess.run(argv, capture_output=True, check=True, text=True).stdout
+    body, _, tail = out.rpartition("\n")
+    status, seconds = tail.split()
+    return float(seconds), int(status), body
+
+
+async def make_user(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO accounts (email, password_hash, is_active) VALUES ($1, $2, true)",
+            EMAIL,
+            hash_password_sync(PASSWORD, 4),
+        )
+    finally:
+        await conn.close()
+
+
+def login(url: str) -> dict[str, str]:
+    token = httpx.post(f"{url}/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}).json()
+    return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+class Prober(threading.Thread):
+    """GET /health/live back to back while something else runs; latencies in ms."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.samples, self.stop = url, [], threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while not self.stop.is_set():
+                t0 = time.perf_counter()
+                http.get("/health/live")
+                self.samples.append((time.perf_counter() - t0) * 1000)
+                time.sleep(0.005)
+
+
+def measure_upload(env: dict[str, str]) -> list[Figure]:
+    path = upload_fixture()
+    size_mb = path.stat().st_size / 1e6
+    with server(uvicorn("tests.perf.baselines:upload_app"), env) as base_url:
+        curl_upload(f"{base_url}/upload", path, {})  # warm the page cache
+        base_seconds = min(curl_upload(f"{base_url}/upload", path, {})[0] for _ in range(2))
+    with server_process(uvicorn("service.app:create_app", "--factory"), env) as (url, pid):
+        headers = login(url)
+        before = rss_now_kb(pid)
+        prober = Prober(url)
+        prober.start()
+        time.sleep(0.5)
+        runs = []
+        for _ in range(2):
+            seconds, status, body = curl_upload(f"{url}/api/v1/imports", path, headers)
+            assert status == 202, body
+            runs.append(seconds)
+        prober.stop.set()
+        prober.join()
+        growth_mb = (rss_peak_kb(pid) - before) / 1024
+    return [
+        Figure("upload 500 MB: throughput", size_mb / min(runs), size_mb / base_seconds, ">= 60% of baseline", "MB/s"),
+        Figure("upload 500 MB: web RSS growth", growth_mb, None, "< 50 MB", "MB"),
+        Figure("health p99 during the upload", percentile(prober.samples, 99), None, "< 25 ms", "ms"),
+    ]
+
+
+def wait_completed(url: str, headers: dict[str, str], job_id: str, timeout: float = 600) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{url}/api/v1/imports/{job_id}", headers=headers).json()
+        if job["status"] in ("completed", "failed", "cancelled"):
+            return job
+        time.sleep(0.05)
+    raise RuntimeError(f"import {job_id} did not finish")
+
+
+def import_file(url: str, headers: dict[str, str], path: Path, worker_pid: int) -> tuple[float, dict[str, Any], int]:
+    """Upload and wait for completion; (seconds, final job, peak RSS of the busiest worker child in kB)."""
+    t0 = time.perf_counter()
+    _, status, body = curl_upload(f"{url}/api/v1/imports", path, headers)
+    assert status == 202, body
+    job_id = orjson.loads(body)["id"]
+    job = wait_completed(url, headers, job_id)
+    elapsed = time.perf_counter() - t0
+    peak = max((rss_peak_kb(child) for child in children(worker_pid)), default=0)
+    return elapsed, job, peak
+
+
+def psql_copy_seconds(database_url: str, path: Path) -> float:
+    table = "bench_copy"
+    subprocess.run(
+        ["psql", database_url, "-q", "-c",
+         f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (title text, description text, status text, "
+         "priority smallint, due_date date, category text)"],
+        check=True,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    subprocess.run(["psql", database_url, "-q", "-c", f"\\copy {table} FROM '{path}' CSV HEADER"], check=True)
+    return time.perf_counter() - t0
+
+
+def measure_imports(database_url: str, env: dict[str, str]) -> list[Figure]:
+    csv_path, xlsx_path = csv_fixture(ROWS), xlsx_fixture(ROWS)
+    copy_seconds = min(psql_copy_seconds(database_url, csv_path) for _ in range(2))
+    worker = subprocess.Popen(
+        [str(BIN / "dramatiq"), "workers", "--processes", "1", "--threads", "2"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(3)
+        with server(uvicorn("service.app:create_app", "--factory"), env) as url:
+            headers = login(url)
+            csv_seconds, csv_job, _ = import_file(url, headers, csv_path, worker.pid)
+            xlsx_seconds, xlsx_job, xlsx_rss = import_file(url, headers, xlsx_path, worker.pid)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    for job in (csv_job, xlsx_job):
+        assert job["status"] == "completed" and job["rows_imported"] == ROWS, job
+    return [
+        Figure("CSV import 1M rows, upload to completed", ROWS / csv_seconds, ROWS / copy_seconds,
+               ">= 300,000 rows/s", "rows/s"),
+        Figure("xlsx import 1M rows, upload to completed", ROWS / xlsx_seconds, None, ">= 100,000 rows/s", "rows/s"),
+        Figure("xlsx import: worker peak RSS", xlsx_rss / 1024, None, "< 768 MB", "MB"),
+    ]  # fmt: skip
+
+
+async def prepare() -> tuple[str, dict[str, str]]:
+    database_url = await fresh_database("tasklane_bench_imports")
+    await make_user(database_url)
+    uploads = tempfile.mkdtemp(prefix="tasklane-bench-uploads-")
+    env = bench_env(
+        database_url, 9, UPLOAD_DIR=uploads, MAX_UPLOAD_BYTES=str(600 * 1024 * 1024), DATABASE_POOL_MAX="10"
+    )
+    return database_url, env
+
+
+def main() -> list[dict[str, Any]]:
+    database_url, env = asyncio.run(prepare())
+    figures = measure_upload(env)
+    print_table("Uploads (baseline: bare Starlette endpoint with the streaming parser)", figures)
+    imports = measure_imports(database_url, env)
+    print_table(f"Imports of {ROWS:,} rows (baseline: psql \\copy of the same CSV)", imports)
+    return [f.row() for f in figures + imports]
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("BENCH_PG", PG)
+    main()
