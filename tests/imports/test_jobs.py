@@ -425,6 +425,7 @@ async def test_the_relay_re_drives_an_import_whose_message_was_lost(client, ctx,
 
     headers = await user(client, ctx, smtp)
     await upload(client, headers, csv_rows(5))
+    await ctx.dispatcher.drain()  # the upload's own enqueue happens in the background: let it land first
     broker.flush_all()
     assert await sweep(ctx, broker) == 0  # within the grace period: trust the request's own enqueue
     await db_execute(ctx, "UPDATE import_jobs SET created_at = now() - interval '1 hour'")
