@@ -109,8 +109,8 @@ DELETE FROM categories WHERE id = :id AND user_id = :user_id RETURNING id;
 
 -- The task list is assembled (service/tasks/listing.py) from the template `list-tasks` and the
 -- fragments below, chosen from this fixed set by which filters and sort the request uses; every value
--- is a parameter. {key} is the sort key of the chosen `sort-*` fragment; {limit} one of the fixed
--- fetch sizes of listing.FETCH_SIZES (a literal, so that PostgreSQL can reuse a generic plan).
+-- is a parameter. {key} is the sort key of the chosen `sort-*` fragment; {limit} is :limit, or one of
+-- the fixed sizes of listing.FETCH_SIZES when a generic plan is safe (see listing.py).
 
 -- name: list-tasks
 -- Returns one page of the user's tasks, sorted by {order}, ids as text (cheaper to render). Returns
@@ -180,7 +180,3 @@ AND coalesce(t.due_date, 'infinity'::date) < 'infinity'::date
 -- name: filter-overdue
 -- Filter: overdue, that is due before today (UTC) and not done.
 AND coalesce(t.due_date, 'infinity'::date) < (now() AT TIME ZONE 'UTC')::date AND t.status <> 'done'
-
--- name: filter-not-overdue
--- Filter: not overdue.
-AND NOT (coalesce(t.due_date, 'infinity'::date) < (now() AT TIME ZONE 'UTC')::date AND t.status <> 'done')
