@@ -20,6 +20,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from service import pagination
 from service.db import Queries, Query, compose
@@ -153,62 +154,45 @@ def _shape(
     sort: str,
     limit: int,
 ) -> Shape:
-    query = TaskQuery.model_construct(
-        status=status,
-        category=category,
-        q=q,
-        due_before=due_before,
-        due_after=due_after,
-        overdue=overdue,
-        sort=sort,
-        limit=limit,
-    )
     filters: set[str] = set()
     params: dict[str, Any] = {}
-    statuses = sorted(set(query.status))
+    statuses = sorted(set(status))
+    if len(statuses) == 3:  # all three is no filter at all
+        statuses = []
     if len(statuses) == 1:
         filters.add("filter_status")
         params["status"] = statuses[0]
-    elif 1 < len(statuses) < 3:  # all three statuses is no filter at all
+    elif statuses:
         filters.add("filter_statuses")
         params["statuses"] = statuses
-    if query.category is not None:
+    if category is not None:
         filters.add("filter_category")
-        params["category"] = query.category
-    if query.q is not None:
+        params["category"] = category
+    if q is not None:
         filters.add("filter_q")
-        params["pattern"] = search_pattern(query.q)
-    if query.due_before is not None:
+        params["pattern"] = search_pattern(q)
+    if due_before is not None:
         filters.add("filter_due_before")
-        params["due_before"] = query.due_before
-    if query.due_after is not None:
+        params["due_before"] = due_before
+    if due_after is not None:
         filters.add("filter_due_after")
-        params["due_after"] = query.due_after
-    if query.overdue:
+        params["due_after"] = due_after
+    if overdue:
         filters.add("filter_overdue")
-    scope = "\x1f".join(
-        [
-            query.sort,
-            ",".join(statuses) if 0 < len(statuses) < 3 else "",
-            (query.category or "").lower(),
-            query.q or "",
-            query.due_before.isoformat() if query.due_before else "",
-            query.due_after.isoformat() if query.due_after else "",
-            "overdue" if query.overdue else "",
-        ]
-    )
     chosen = frozenset(filters)
     fetch: int | None = None
     if chosen & VALUE_DEPENDENT:
-        params["limit"] = query.limit + 1
+        params["limit"] = limit + 1
     else:
-        fetch = fetch_size(query.limit)
+        fetch = fetch_size(limit)
+    # The page size is not part of the scope: a client may change it from page to page.
+    scope = orjson.dumps([sort, statuses, (category or "").lower(), q, due_before, due_after, bool(overdue)])
     return Shape(
-        sort_key=SORT_KEYS[query.sort.lstrip("-")],
-        first_page=list_query(query.sort, chosen, False, fetch),
-        next_page=list_query(query.sort, chosen, True, fetch),
+        sort_key=SORT_KEYS[sort.lstrip("-")],
+        first_page=list_query(sort, chosen, False, fetch),
+        next_page=list_query(sort, chosen, True, fetch),
         params=params,
-        scope=hashlib.blake2b(scope.encode(), digest_size=16).digest(),
+        scope=hashlib.blake2b(scope, digest_size=16).digest(),
     )
 
 
