@@ -36,14 +36,9 @@ CREATE INDEX tasks_user_created ON tasks (user_id, created_at, id);
 -- compares plain non-null values, and due_before/due_after use the same index.
 CREATE INDEX tasks_user_due ON tasks (user_id, (coalesce(due_date, 'infinity'::date)), id);
 CREATE INDEX tasks_user_priority ON tasks (user_id, priority, id);
--- Status filter (3 values: at worst a few times more rows read through the sort index), ready for
--- the default sort (newest first).
+-- Filters that may select few of a user's tasks, ready for the default sort (newest first).
 CREATE INDEX tasks_user_status_created ON tasks (user_id, status, created_at, id);
--- A category may hold 0.01% or 50% of a user's tasks: neither "sort index, skip other categories" nor
--- "category index, then sort" is safe for every category, so each sort has its category index.
 CREATE INDEX tasks_user_category_created ON tasks (user_id, category_id, created_at, id);
-CREATE INDEX tasks_user_category_due ON tasks (user_id, category_id, (coalesce(due_date, 'infinity'::date)), id);
-CREATE INDEX tasks_user_category_priority ON tasks (user_id, category_id, priority, id);
 -- Substring search (`q`): ILIKE '%...%' over title and description through trigrams.
 CREATE INDEX tasks_search ON tasks USING gin ((title || ' ' || coalesce(description, '')) gin_trgm_ops);
 -- The import that created tasks (for the imports feature: list or undo an import).
