@@ -32,6 +32,10 @@ class Query:
     name: str
     sql: str
     params: tuple[str, ...]
+    # Plan with the actual values on every execution, never with PostgreSQL's generic plan: for
+    # statements whose best plan depends on the values (a search pattern, a date range). Costs a
+    # round trip (a one-off prepared statement) and the planning. Honoured by fetch_all.
+    custom_plan: bool = False
 
     def args(self, values: Mapping[str, Any]) -> list[Any]:
         try:
@@ -69,10 +73,11 @@ def parse_queries(text: str) -> dict[str, Query]:
     return {key: _compile(key, body) for key, body in split_queries(text).items()}
 
 
-def compose(name: str, text: str) -> Query:
+def compose(name: str, text: str, *, custom_plan: bool = False) -> Query:
     """A statement assembled from named fragments (see `Queries.text`), compiled like a named one.
     Only ever join fragments from the SQL files: user input goes in as parameters, never as text."""
-    return _compile(name, text)
+    query = _compile(name, text)
+    return Query(query.name, query.sql, query.params, custom_plan) if custom_plan else query
 
 
 class Queries:
@@ -157,6 +162,10 @@ class Database:
             return await conn.fetchrow(query.sql, *query.args(values))
 
     async def fetch_all(self, query: Query, **values: Any) -> list[asyncpg.Record]:
+        if query.custom_plan:
+            async with self.connection() as conn:
+                # Not from asyncpg's statement cache: executed once, so planned with these values.
+                return await (await conn.prepare(query.sql)).fetch(*query.args(values))
         if (free := self._free_pool()) is not None:
             async with free.acquire() as conn:
                 return await conn.fetch(query.sql, *query.args(values))

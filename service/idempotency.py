@@ -34,12 +34,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 
 from service.context import Context
 from service.db import Queries
-from service.errors import BadRequest, Conflict, Unprocessable
+from service.errors import BadRequest, Conflict, Unauthorized, Unprocessable
 from service.json import dumps
 
 Q = Queries("idempotency")
@@ -108,7 +109,11 @@ async def claim(ctx: Context, user_id: UUID, key: str, digest: bytes) -> Outcome
     another request, KeyInUse (409) when that request claimed it in a committed transaction of its
     own and has not stored its response yet."""
     for _ in range(3):
-        if await ctx.db.fetch_val(Q.claim_key, user_id=user_id, key=key, fingerprint=digest, ttl=TTL_SECONDS):
+        try:
+            claimed = await ctx.db.fetch_val(Q.claim_key, user_id=user_id, key=key, fingerprint=digest, ttl=TTL_SECONDS)
+        except asyncpg.ForeignKeyViolationError:
+            raise Unauthorized("The access token is invalid or expired") from None  # the account just went
+        if claimed:
             return None
         # A live key: this statement's fresh snapshot sees the transaction we may have waited for.
         row = await ctx.db.fetch_one(Q.stored_response, user_id=user_id, key=key)

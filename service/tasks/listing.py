@@ -20,6 +20,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from service import pagination
 from service.db import Queries, Query, compose
@@ -75,12 +76,21 @@ SORT_KEYS = {
 }
 
 
-# The page is fetched with `LIMIT <n>`, n the smallest of these >= limit + 1 (the extra row tells
-# whether there is a next page). A literal, not a parameter: with `LIMIT $n` PostgreSQL's generic plan
-# assumes 10% of the rows are fetched, so it re-plans every execution (~100 us of server CPU per
-# request); with a literal, the prepared statement's generic plan is reused. Values come from this
-# fixed tuple only, never from the request.
+# How many rows a page fetches: limit + 1 (the extra row tells whether there is a next page).
+#
+# Plans. asyncpg runs every statement as a prepared statement, and after five executions PostgreSQL
+# may settle on one generic plan, made without the parameter values:
+# - With no filter, or status/category/overdue filters only, the best plan never depends on the
+#   values (an index on (user_id, [status|category_id,] sort key, id) gives rows in order), so a generic
+#   plan is welcome: it saves planning, ~100 us of database CPU per request. `LIMIT $n` would prevent
+#   it (a generic plan assumes it fetches 10% of the rows), so these statements say `LIMIT <literal>`,
+#   rounded up to one of FETCH_SIZES (a fixed tuple, never text from the request).
+# - With q, due_before or due_after the best plan depends on the values (trigram index vs sort index
+#   for a rare vs common word; due-date range vs sort index for a narrow vs wide range), and a generic
+#   plan chosen for one value can take a second for another (measured on 1M tasks). These statements
+#   are planned on every execution with their values (Query.custom_plan).
 FETCH_SIZES = (6, 11, 21, 26, 51, 101)
+VALUE_DEPENDENT = frozenset({"filter_q", "filter_due_before", "filter_due_after"})
 
 
 def fetch_size(limit: int) -> int:
@@ -88,10 +98,11 @@ def fetch_size(limit: int) -> int:
 
 
 @cache
-def list_query(sort: str, filters: frozenset[str], after: bool, fetch: int) -> Query:
+def list_query(sort: str, filters: frozenset[str], after: bool, fetch: int | None) -> Query:
     """The statement for a sort (`-` prefix: descending), a set of filter-* fragment names, whether a
-    cursor is given and a fetch size: a bounded set (6 sorts x 2^6 filter sets x 2 x 6 sizes)."""
-    if fetch not in FETCH_SIZES:
+    cursor is given, and a literal fetch size (one of FETCH_SIZES) or None for a `:limit` parameter:
+    a bounded set of statements (6 sorts x 2^6 filter sets x 2 x 7 limits at most)."""
+    if fetch is not None and fetch not in FETCH_SIZES:
         raise ValueError(f"fetch size {fetch} is not one of {FETCH_SIZES}")
     descending = sort.startswith("-")
     key = Q.text(SORT_KEYS[sort.lstrip("-")].fragment)
@@ -103,9 +114,10 @@ def list_query(sort: str, filters: frozenset[str], after: bool, fetch: int) -> Q
         .replace("{filters}", where)
         .replace("{after}", keyset)
         .replace("{order}", order)
-        .replace("{limit}", str(fetch))
+        .replace("{limit}", ":limit" if fetch is None else str(fetch))
     )
-    return compose(f"list_tasks[{sort},{','.join(sorted(filters))},{after},{fetch}]", text)
+    name = f"list_tasks[{sort},{','.join(sorted(filters))},{after},{fetch}]"
+    return compose(name, text, custom_plan=bool(filters & VALUE_DEPENDENT))
 
 
 def search_pattern(text: str) -> str:
@@ -142,57 +154,45 @@ def _shape(
     sort: str,
     limit: int,
 ) -> Shape:
-    query = TaskQuery.model_construct(
-        status=status,
-        category=category,
-        q=q,
-        due_before=due_before,
-        due_after=due_after,
-        overdue=overdue,
-        sort=sort,
-        limit=limit,
-    )
     filters: set[str] = set()
     params: dict[str, Any] = {}
-    statuses = sorted(set(query.status))
+    statuses = sorted(set(status))
+    if len(statuses) == 3:  # all three is no filter at all
+        statuses = []
     if len(statuses) == 1:
         filters.add("filter_status")
         params["status"] = statuses[0]
-    elif 1 < len(statuses) < 3:  # all three statuses is no filter at all
+    elif statuses:
         filters.add("filter_statuses")
         params["statuses"] = statuses
-    if query.category is not None:
+    if category is not None:
         filters.add("filter_category")
-        params["category"] = query.category
-    if query.q is not None:
+        params["category"] = category
+    if q is not None:
         filters.add("filter_q")
-        params["pattern"] = search_pattern(query.q)
-    if query.due_before is not None:
+        params["pattern"] = search_pattern(q)
+    if due_before is not None:
         filters.add("filter_due_before")
-        params["due_before"] = query.due_before
-    if query.due_after is not None:
+        params["due_before"] = due_before
+    if due_after is not None:
         filters.add("filter_due_after")
-        params["due_after"] = query.due_after
-    if query.overdue is not None:
-        filters.add("filter_overdue" if query.overdue else "filter_not_overdue")
-    scope = "\x1f".join(
-        [
-            query.sort,
-            ",".join(statuses) if 0 < len(statuses) < 3 else "",
-            (query.category or "").lower(),
-            query.q or "",
-            query.due_before.isoformat() if query.due_before else "",
-            query.due_after.isoformat() if query.due_after else "",
-            "" if query.overdue is None else str(query.overdue),
-        ]
-    )
-    chosen, fetch = frozenset(filters), fetch_size(query.limit)
+        params["due_after"] = due_after
+    if overdue:
+        filters.add("filter_overdue")
+    chosen = frozenset(filters)
+    fetch: int | None = None
+    if chosen & VALUE_DEPENDENT:
+        params["limit"] = limit + 1
+    else:
+        fetch = fetch_size(limit)
+    # The page size is not part of the scope: a client may change it from page to page.
+    scope = orjson.dumps([sort, statuses, (category or "").lower(), q, due_before, due_after, bool(overdue)])
     return Shape(
-        sort_key=SORT_KEYS[query.sort.lstrip("-")],
-        first_page=list_query(query.sort, chosen, False, fetch),
-        next_page=list_query(query.sort, chosen, True, fetch),
+        sort_key=SORT_KEYS[sort.lstrip("-")],
+        first_page=list_query(sort, chosen, False, fetch),
+        next_page=list_query(sort, chosen, True, fetch),
         params=params,
-        scope=hashlib.blake2b(scope.encode(), digest_size=16).digest(),
+        scope=hashlib.blake2b(scope, digest_size=16).digest(),
     )
 
 

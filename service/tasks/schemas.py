@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from service.tasks import rules
 
@@ -73,6 +73,13 @@ def _search(value: object) -> str | None:
     return value or None
 
 
+def _only_true(value: bool | None) -> bool | None:
+    # "overdue=false" could mean "not overdue" or "no overdue filter": neither is guessed.
+    if value is False:
+        raise ValueError("Only overdue=true is supported; leave it out to list every task")
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -115,7 +122,9 @@ class TaskQuery(Strict):
     due_after: Annotated[
         date | None, PlainValidator(rules.due_date), WithJsonSchema(_date_schema("Due strictly after this day"))
     ] = None
-    overdue: bool | None = Field(None, description="true: due before today (UTC) and not done; false: all the others")
+    overdue: Annotated[bool | None, AfterValidator(_only_true)] = Field(
+        None, description="true: only tasks due before today (UTC) and not done"
+    )
     sort: Sort = Field("-created_at", description="Tasks without due date come last by due_date, first by -due_date")
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, min_length=1, max_length=512, description="next_cursor of the previous page")

@@ -60,7 +60,8 @@ async def category_ids(db: Context | asyncpg.Connection, user_id: UUID, names: I
     return {row["name"].lower(): row["id"] for row in rows}
 
 
-async def create_task(ctx: Context, user_id: UUID, data: TaskIn) -> dict[str, Any]:
+async def create_task(ctx: Context, user_id: UUID, data: TaskIn) -> dict[str, Any] | None:
+    """The new task; None (and nothing created) when the account is gone or inactive."""
     row = await ctx.db.fetch_one(
         Q.create_task,
         user_id=user_id,
@@ -71,8 +72,7 @@ async def create_task(ctx: Context, user_id: UUID, data: TaskIn) -> dict[str, An
         due_date=data.due_date,
         category=data.category,
     )
-    assert row is not None
-    return task_dict(row)
+    return task_dict(row) if row is not None else None
 
 
 async def get_task(ctx: Context, user_id: UUID, task_id: str) -> dict[str, Any]:

@@ -28,10 +28,15 @@ FROM unnest(:names::text[]) AS n
 JOIN (SELECT id, key FROM found UNION ALL SELECT id, key FROM created) r ON r.key = lower(n);
 
 -- name: create-task
--- Inserts a task, finding or creating its category (:category may be NULL) as category-ids does, in
--- one round trip; returns the task as the API shows it.
-WITH wanted AS (
-    SELECT :category::text AS name, lower(:category::text) AS key WHERE :category::text IS NOT NULL
+-- Inserts a task, finding or creating its category (:category may be NULL) as category-ids does;
+-- returns the task as the API shows it, or nothing (and changes nothing) when the account is gone or
+-- inactive. One round trip, the account check included. The account row is key-share locked: an
+-- account deleted meanwhile either wins (nothing is inserted) or waits and then cascades to the task.
+WITH account AS (
+    SELECT id FROM accounts WHERE id = :user_id AND is_active FOR KEY SHARE
+), wanted AS (
+    SELECT :category::text AS name, lower(:category::text) AS key
+    WHERE :category::text IS NOT NULL AND EXISTS (SELECT 1 FROM account)
 ), found AS (
     SELECT c.id, c.name
     FROM categories c
@@ -46,7 +51,9 @@ WITH wanted AS (
     SELECT id, name FROM found UNION ALL SELECT id, name FROM created
 ), task AS (
     INSERT INTO tasks (user_id, title, description, status, priority, due_date, category_id)
-    VALUES (:user_id, :title, :description, :status, :priority, :due_date, (SELECT id FROM category))
+    SELECT a.id, :title::text, :description::text, :status::text, :priority::smallint, :due_date::date,
+           (SELECT id FROM category)
+    FROM account a
     RETURNING *
 )
 SELECT t.id, t.title, t.description, t.status, t.priority, t.due_date, (SELECT name FROM category) AS category,
@@ -109,8 +116,8 @@ DELETE FROM categories WHERE id = :id AND user_id = :user_id RETURNING id;
 
 -- The task list is assembled (service/tasks/listing.py) from the template `list-tasks` and the
 -- fragments below, chosen from this fixed set by which filters and sort the request uses; every value
--- is a parameter. {key} is the sort key of the chosen `sort-*` fragment; {limit} one of the fixed
--- fetch sizes of listing.FETCH_SIZES (a literal, so that PostgreSQL can reuse a generic plan).
+-- is a parameter. {key} is the sort key of the chosen `sort-*` fragment; {limit} is :limit, or one of
+-- the fixed sizes of listing.FETCH_SIZES when a generic plan is safe (see listing.py).
 
 -- name: list-tasks
 -- Returns one page of the user's tasks, sorted by {order}, ids as text (cheaper to render). Returns
@@ -180,7 +187,3 @@ AND coalesce(t.due_date, 'infinity'::date) < 'infinity'::date
 -- name: filter-overdue
 -- Filter: overdue, that is due before today (UTC) and not done.
 AND coalesce(t.due_date, 'infinity'::date) < (now() AT TIME ZONE 'UTC')::date AND t.status <> 'done'
-
--- name: filter-not-overdue
--- Filter: not overdue.
-AND NOT (coalesce(t.due_date, 'infinity'::date) < (now() AT TIME ZONE 'UTC')::date AND t.status <> 'done')

@@ -163,3 +163,14 @@ async def test_purge_deletes_only_expired_keys(alice, ctx):
     await db_execute(ctx, "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'old'")
     assert await idempotency.purge_expired(ctx) == 1
     assert await db_value(ctx, "SELECT array_agg(key) FROM idempotency_keys") == ["new"]
+
+
+async def test_a_claim_for_an_account_deleted_meanwhile_is_401_not_500(client, ctx):
+    import uuid
+
+    from service import idempotency
+    from service.errors import Unauthorized
+
+    with pytest.raises(Unauthorized):
+        async with ctx.db.transaction():
+            await idempotency.claim(ctx, uuid.uuid4(), "k", idempotency.fingerprint("POST", "/x", b"{}"))

@@ -161,9 +161,12 @@ async def test_overdue_means_due_before_today_and_not_done(alice):
     undated = await alice.create(title="no due date")
 
     assert ids((await alice.list(overdue="true")).json()["items"]) == [late["id"]]
-    not_overdue = (await alice.list(overdue="false", sort="created_at")).json()["items"]
-    assert ids(not_overdue)[1:] == [due_today["id"], undated["id"]]
-    assert len(not_overdue) == 3
+    assert ids((await alice.list(overdue="1", sort="due_date")).json()["items"]) == [late["id"]]
+    everything = ids((await alice.list()).json()["items"])
+    assert len(everything) == 4 and {due_today["id"], undated["id"]} <= set(everything)
+    # "false" is ambiguous (not overdue? no filter?): refused rather than guessed.
+    problem = assert_problem(await alice.list(overdue="false"), 422)
+    assert problem["errors"][0]["field"] == "overdue"
 
 
 async def test_filters_combine(alice):

@@ -132,9 +132,15 @@ async def test_a_deleted_account_s_token_no_longer_works(alice, client):
     assert_problem(await client.get(f"{API}/categories", headers=alice.headers), 401)
 
 
-async def test_an_inactive_account_s_token_no_longer_lists(alice, ctx):
+async def test_an_inactive_account_s_token_no_longer_lists_or_creates(alice, client, ctx):
     await db_execute(ctx, "UPDATE accounts SET is_active = false WHERE email = $1", alice.email)
     assert_problem(await alice.list(), 401)
+    for headers in (alice.headers, {**alice.headers, "Idempotency-Key": "k1"}):
+        response = await client.post(f"{API}/tasks", json={"title": "x", "category": "New"}, headers=headers)
+        assert_problem(response, 401)
+    assert await db_value(ctx, "SELECT count(*) FROM tasks") == 0
+    assert await db_value(ctx, "SELECT count(*) FROM categories") == 0
+    assert await db_value(ctx, "SELECT count(*) FROM idempotency_keys") == 0
 
 
 async def test_unknown_and_malformed_ids_are_404(alice, client):
