@@ -19,7 +19,7 @@ from service.config import Settings, get_settings
 from service.context import Context
 from service.db import Database
 from service.errors import BACKEND_DOWN, EXCEPTION_HANDLERS
-from service.http import health
+from service.http import docs, health, openapi
 from service.http.metrics import MetricsMiddleware
 from service.http.middleware import RequestContextMiddleware
 from service.http.ratelimit import RateLimiter
@@ -32,6 +32,7 @@ from service.migrate import verify
 from service.tasks import routes as tasks_routes
 
 log = logging.getLogger("tasklane.app")
+VERSION = "0.1.0"
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -81,16 +82,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if settings.metrics_enabled:
         # Outermost, so it sees the 500 RequestContextMiddleware renders for an unhandled error.
         middleware.insert(0, Middleware(MetricsMiddleware, recorder=recorder))
-    return Starlette(
-        # Hottest first: routes are matched in order.
-        routes=[
-            *tasks_routes.routes,
-            *health.routes,
-            *accounts_routes.routes,
-            *imports_routes.routes,
-            *metrics_routes.routes,
-        ],
-        middleware=middleware,
-        exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=lifespan,
-    )
+    # Hottest first: routes are matched in order.
+    routes = [
+        *tasks_routes.routes,
+        *health.routes,
+        *accounts_routes.routes,
+        *imports_routes.routes,
+        *metrics_routes.routes,
+        *docs.routes,
+    ]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app.state.openapi = openapi.document(routes, title="tasklane", version=VERSION)
+    return app

@@ -8,17 +8,21 @@ from starlette.routing import Route
 
 from service.accounts import service
 from service.accounts.schemas import (
+    Accepted,
     ActivateIn,
     LoginIn,
     PasswordResetConfirmIn,
     PasswordResetIn,
     RefreshIn,
     RegisterIn,
+    TokensOut,
+    UserOut,
 )
 from service.http import ratelimit
 from service.http.auth import basic_credentials, current_account
 from service.http.bodies import read_json, read_json_or_form
 from service.http.clients import client_ip
+from service.http.openapi import operation
 from service.json import json_response
 
 
@@ -30,6 +34,17 @@ def _limit(request: Request) -> int:
     return request.state.settings.max_json_bytes
 
 
+@operation(
+    summary="Register an account",
+    tag="accounts",
+    body=RegisterIn,
+    responses={201: UserOut},
+    errors=(409, 429),
+    auth=None,
+    headers={201: {"Location": "The account: /api/v1/users/me once logged in"}},
+    description="Creates an inactive account and emails a 4-digit activation code (valid 60 s). "
+    "Limited to 5 per hour per client address.",
+)
 async def register(request: Request) -> Response:
     await ratelimit.enforce(request, ratelimit.REGISTER, _ip(request))
     data = await read_json(request, RegisterIn, _limit(request))
@@ -37,6 +52,15 @@ async def register(request: Request) -> Response:
     return json_response(account.public(), status_code=201, headers={"Location": "/api/v1/users/me"})
 
 
+@operation(
+    summary="Activate with the emailed code",
+    tag="accounts",
+    body=ActivateIn,
+    responses={200: UserOut},
+    errors=(400, 409, 410, 429),
+    auth="basic",
+    description="Wrong code: 400; expired or voided (after 5 wrong codes): 410. 3 attempts a minute per email.",
+)
 async def activate(request: Request) -> Response:
     creds = basic_credentials(request)
     await ratelimit.enforce(request, ratelimit.ACTIVATE, creds.email.strip().lower())
@@ -45,6 +69,9 @@ async def activate(request: Request) -> Response:
     return json_response(account.public())
 
 
+@operation(
+    summary="Email a new activation code", tag="accounts", responses={202: Accepted}, errors=(409, 429), auth="basic"
+)
 async def activation_code(request: Request) -> Response:
     creds = basic_credentials(request)
     await ratelimit.enforce(request, ratelimit.ACTIVATION_CODE, creds.email.strip().lower())
@@ -52,6 +79,16 @@ async def activation_code(request: Request) -> Response:
     return json_response({"detail": "A new activation code is on its way"}, status_code=202)
 
 
+@operation(
+    summary="Log in",
+    tag="auth",
+    body=LoginIn,
+    responses={200: TokensOut},
+    errors=(403, 429),
+    auth=None,
+    description="JSON {email, password}, or the OAuth2 password form (username, password). "
+    "Wrong email or password: 401. Not yet activated: 403. 5 per minute per client address.",
+)
 async def login(request: Request) -> Response:
     await ratelimit.enforce(request, ratelimit.LOGIN, _ip(request))
     data = await read_json_or_form(request, LoginIn, _limit(request), aliases={"username": "email"})
@@ -59,29 +96,50 @@ async def login(request: Request) -> Response:
     return json_response(tokens.public(), headers={"Cache-Control": "no-store"})
 
 
+@operation(
+    summary="Rotate a refresh token",
+    tag="auth",
+    body=RefreshIn,
+    responses={200: TokensOut},
+    errors=(401,),
+    auth=None,
+    description="The presented token dies. Presenting an already rotated token revokes its whole session.",
+)
 async def refresh(request: Request) -> Response:
     data = await read_json(request, RefreshIn, _limit(request))
     tokens = await service.refresh(request.state.ctx, data.refresh_token)
     return json_response(tokens.public(), headers={"Cache-Control": "no-store"})
 
 
+@operation(summary="Log out", tag="auth", body=RefreshIn, responses={204: None}, auth=None)
 async def logout(request: Request) -> Response:
     data = await read_json(request, RefreshIn, _limit(request))
     await service.logout(request.state.ctx, data.refresh_token)
     return Response(status_code=204)
 
 
+@operation(summary="The current account", tag="accounts", responses={200: UserOut})
 async def me(request: Request) -> Response:
     account = await current_account(request)
     return json_response(account.public())
 
 
+@operation(summary="Delete the current account and everything it owns", tag="accounts", responses={204: None})
 async def delete_me(request: Request) -> Response:
     account = await current_account(request)
     await service.delete_account(request.state.ctx, account.id)
     return Response(status_code=204)
 
 
+@operation(
+    summary="Email a password-reset token",
+    tag="auth",
+    body=PasswordResetIn,
+    responses={202: Accepted},
+    errors=(429,),
+    auth=None,
+    description="Answers 202 whether or not an account uses the email.",
+)
 async def password_reset(request: Request) -> Response:
     await ratelimit.enforce(request, ratelimit.PASSWORD_RESET, _ip(request))
     data = await read_json(request, PasswordResetIn, _limit(request))
@@ -89,6 +147,14 @@ async def password_reset(request: Request) -> Response:
     return json_response({"detail": "If an account uses this email, a reset link is on its way"}, status_code=202)
 
 
+@operation(
+    summary="Set a new password with a reset token",
+    tag="auth",
+    body=PasswordResetConfirmIn,
+    responses={204: None},
+    errors=(410,),
+    auth=None,
+)
 async def password_reset_confirm(request: Request) -> Response:
     data = await read_json(request, PasswordResetConfirmIn, _limit(request))
     await service.confirm_password_reset(request.state.ctx, data)

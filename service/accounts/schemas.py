@@ -77,6 +77,10 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
+class Accepted(BaseModel):
+    detail: str
+
+
 class TokensOut(BaseModel):
     access_token: str
     refresh_token: str

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import asyncio
 
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from service.errors import problem
+from service.http.openapi import operation
 from service.json import json_response
 
 CHECK_TIMEOUT = 2.0
 
 
+class HealthOut(BaseModel):
+    status: str
+    checks: dict[str, str] | None = None
+
+
+@operation(summary="The process is up", tag="health", responses={200: HealthOut}, auth=None)
 async def live(request: Request) -> Response:
     return json_response({"status": "ok"})
 
@@ -27,6 +35,7 @@ async def _redis(request: Request) -> None:
     await request.state.redis.ping()
 
 
+@operation(summary="PostgreSQL and Redis answer", tag="health", responses={200: HealthOut}, errors=(503,), auth=None)
 async def ready(request: Request) -> Response:
     checks = {"postgres": _postgres(request), "redis": _redis(request)}
     results = await asyncio.gather(

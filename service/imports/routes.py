@@ -15,13 +15,34 @@ from starlette.routing import Route
 
 from service import idempotency
 from service.http.auth import current_account
+from service.http.openapi import Body, operation
 from service.imports import service
-from service.imports.schemas import PageQuery
+from service.imports.schemas import DeliveryList, ImportOut, ImportPage, PageQuery, RowErrorPage
 from service.imports.uploads import receive_upload
 from service.json import dumps, json_response
 from service.notifications import webhooks
 
 FORM_FIELDS = frozenset({"webhook_url", "dry_run"})
+UPLOAD_BODY = Body(
+    "multipart/form-data",
+    {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {
+                "type": "string",
+                "format": "binary",
+                "description": ".csv, .xlsx or .xls, up to MAX_UPLOAD_BYTES",
+            },
+            "webhook_url": {
+                "type": "string",
+                "format": "uri",
+                "description": "POSTed a signed event when the job ends",
+            },
+            "dry_run": {"type": "boolean", "description": "Validate every row, import nothing"},
+        },
+    },
+)
 EVENT_POLL = 0.5
 KEEP_ALIVE = 15.0
 
@@ -30,6 +51,16 @@ def _query(request: Request, model: type[BaseModel]) -> BaseModel:
     return model.model_validate(dict(request.query_params))
 
 
+@operation(
+    summary="Upload a CSV or Excel file to import",
+    tag="imports",
+    body=UPLOAD_BODY,
+    responses={202: ImportOut},
+    errors=(409, 413, 415),
+    headers={202: {"Location": "The import job"}},
+    request_headers={"Idempotency-Key": "Retry-safe creation: the same key and file return the first response"},
+    description="Streams the file to disk and queues the job. Only .csv, .xlsx and .xls (checked by content).",
+)
 async def create(request: Request) -> Response:
     account = await current_account(request)
     key = idempotency.key_from(request)
@@ -46,6 +77,7 @@ async def create(request: Request) -> Response:
     return outcome.response()
 
 
+@operation(summary="The user's import jobs, newest first", tag="imports", query=PageQuery, responses={200: ImportPage})
 async def list_imports(request: Request) -> Response:
     account = await current_account(request)
     query = _query(request, PageQuery)
@@ -53,24 +85,34 @@ async def list_imports(request: Request) -> Response:
     return json_response(await service.list_jobs(request.state.ctx, account.id, query.limit, query.cursor))
 
 
+@operation(summary="One import job", tag="imports", responses={200: ImportOut}, errors=(404,))
 async def get_import(request: Request) -> Response:
     account = await current_account(request)
     job = await service.get_job(request.state.ctx, account.id, service.parse_id(request.path_params["id"]))
     return json_response(service.public(job))
 
 
+@operation(summary="Stop an import at its next chunk", tag="imports", responses={202: ImportOut}, errors=(404, 409))
 async def cancel(request: Request) -> Response:
     account = await current_account(request)
     job = await service.cancel_job(request.state.ctx, account.id, service.parse_id(request.path_params["id"]))
     return json_response(service.public(job), status_code=202)
 
 
+@operation(summary="Delete an import (its tasks stay)", tag="imports", responses={204: None}, errors=(404,))
 async def delete(request: Request) -> Response:
     account = await current_account(request)
     await service.delete_job(request.state.ctx, account.id, service.parse_id(request.path_params["id"]))
     return Response(status_code=204)
 
 
+@operation(
+    summary="The rows an import could not take",
+    tag="imports",
+    query=PageQuery,
+    responses={200: RowErrorPage},
+    errors=(404,),
+)
 async def errors(request: Request) -> Response:
     account = await current_account(request)
     query = _query(request, PageQuery)
@@ -79,6 +121,12 @@ async def errors(request: Request) -> Response:
     return json_response(await service.errors_page(request.state.ctx, account.id, job_id, query.limit, query.cursor))
 
 
+@operation(
+    summary="The failed rows as CSV, with an error column",
+    tag="imports",
+    responses={200: Body("text/csv")},
+    errors=(404,),
+)
 async def errors_csv(request: Request) -> Response:
     account = await current_account(request)
     job_id = service.parse_id(request.path_params["id"])
@@ -90,6 +138,9 @@ async def errors_csv(request: Request) -> Response:
     )
 
 
+@operation(
+    summary="Attempts to deliver the completion webhook", tag="imports", responses={200: DeliveryList}, errors=(404,)
+)
 async def deliveries(request: Request) -> Response:
     account = await current_account(request)
     job_id = service.parse_id(request.path_params["id"])
@@ -97,6 +148,12 @@ async def deliveries(request: Request) -> Response:
     return json_response({"items": await webhooks.list_attempts(request.state.ctx, job_id, account.id)})
 
 
+@operation(
+    summary="Live progress as server-sent events",
+    tag="imports",
+    responses={200: Body("text/event-stream")},
+    errors=(404,),
+)
 async def events(request: Request) -> Response:
     """Server-sent events: the job whenever it changes, then `end` once it has finished."""
     account = await current_account(request)

@@ -39,6 +39,18 @@ class ImportPage(BaseModel):
     next_cursor: str | None
 
 
+class DeliveryOut(BaseModel):
+    attempt: int
+    status_code: int | None = Field(description="null when the receiver could not be reached")
+    error: str | None
+    duration_ms: int | None
+    created_at: datetime
+
+
+class DeliveryList(BaseModel):
+    items: list[DeliveryOut]
+
+
 class RowErrorOut(BaseModel):
     row: int = Field(description="Row number as a spreadsheet shows it (header = 1)")
     column: str | None

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service.errors import Unauthorized
+from service.http.openapi import Body, operation
 from service.json import json_response
 from service.metrics import prometheus
 from service.metrics.snapshot import Snapshot, read_snapshot
@@ -33,11 +34,25 @@ async def _snapshot(request: Request) -> Snapshot:
     return await read_snapshot(request.state.redis, request.state.db)
 
 
+@operation(
+    summary="Metrics of every process, as JSON",
+    tag="operations",
+    responses={200: Body("application/json", {"type": "object"})},
+    errors=(401,),
+    auth="metrics",
+)
 async def metrics_json(request: Request) -> Response:
     snapshot = await _snapshot(request)
     return json_response(snapshot.public(), headers={"Cache-Control": "no-store"})
 
 
+@operation(
+    summary="Metrics in Prometheus text format",
+    tag="operations",
+    responses={200: Body("text/plain")},
+    errors=(401,),
+    auth="metrics",
+)
 async def metrics_text(request: Request) -> Response:
     snapshot = await _snapshot(request)
     return Response(prometheus.render(snapshot), media_type=prometheus.CONTENT_TYPE)

@@ -15,9 +15,19 @@ from service import idempotency
 from service.errors import Unprocessable
 from service.http.auth import current_account, token_user_id, unauthorized
 from service.http.bodies import read_json, read_json_object
+from service.http.openapi import operation
 from service.json import json_response
 from service.tasks import service
-from service.tasks.schemas import CategoryPatch, TaskIn, TaskPatch, TaskQuery
+from service.tasks.schemas import (
+    CategoryList,
+    CategoryOut,
+    CategoryPatch,
+    TaskIn,
+    TaskOut,
+    TaskPage,
+    TaskPatch,
+    TaskQuery,
+)
 
 PREFIX = "/api/v1"
 REPEATABLE = frozenset({"status"})
@@ -60,6 +70,14 @@ def parse_task_query(query_string: bytes) -> TaskQuery:
 _parse_common_query = lru_cache(maxsize=256)(parse_task_query)
 
 
+@operation(
+    summary="List tasks (filters, sort, keyset pages)",
+    tag="tasks",
+    query=TaskQuery,
+    responses={200: TaskPage},
+    description="Follow next_cursor to page: no task is skipped or repeated while tasks are added or deleted. "
+    "A tampered cursor is refused with 400.",
+)
 async def list_tasks(request: Request) -> Response:
     # The hot path: the token names the user, and the list query itself checks the account is active.
     user_id = token_user_id(request)
@@ -71,6 +89,18 @@ async def list_tasks(request: Request) -> Response:
     return json_response(page)
 
 
+@operation(
+    summary="Create a task",
+    tag="tasks",
+    body=TaskIn,
+    responses={201: TaskOut},
+    errors=(409,),
+    headers={201: {"Location": "The new task"}},
+    request_headers={
+        "Idempotency-Key": "Retry-safe creation: the same key and body within 24 h return the first response"
+    },
+    description="A category named here is found or created (case-insensitively).",
+)
 async def create_task(request: Request) -> Response:
     user_id = token_user_id(request)
     ctx = request.state.ctx
@@ -93,12 +123,21 @@ async def create_task(request: Request) -> Response:
     return (await idempotency.run_once(ctx, user_id, key, digest, create)).response()
 
 
+@operation(summary="One task", tag="tasks", responses={200: TaskOut}, errors=(404,))
 async def get_task(request: Request) -> Response:
     account = await current_account(request)
     task = await service.get_task(request.state.ctx, account.id, request.path_params["id"])
     return json_response(task)
 
 
+@operation(
+    summary="Change some fields of a task",
+    tag="tasks",
+    body=TaskPatch,
+    responses={200: TaskOut},
+    errors=(404,),
+    description="Only the fields sent change; null clears description, due_date and category.",
+)
 async def update_task(request: Request) -> Response:
     account = await current_account(request)
     patch = await read_json(request, TaskPatch, _limit(request))
@@ -106,17 +145,22 @@ async def update_task(request: Request) -> Response:
     return json_response(task)
 
 
+@operation(summary="Delete a task", tag="tasks", responses={204: None}, errors=(404,))
 async def delete_task(request: Request) -> Response:
     account = await current_account(request)
     await service.delete_task(request.state.ctx, account.id, request.path_params["id"])
     return Response(status_code=204)
 
 
+@operation(summary="The user's categories with task counts", tag="categories", responses={200: CategoryList})
 async def list_categories(request: Request) -> Response:
     account = await current_account(request)
     return json_response(await service.list_categories(request.state.ctx, account.id))
 
 
+@operation(
+    summary="Rename a category", tag="categories", body=CategoryPatch, responses={200: CategoryOut}, errors=(404, 409)
+)
 async def rename_category(request: Request) -> Response:
     account = await current_account(request)
     data = await read_json(request, CategoryPatch, _limit(request))
@@ -124,6 +168,9 @@ async def rename_category(request: Request) -> Response:
     return json_response(category)
 
 
+@operation(
+    summary="Delete a category (its tasks stay, uncategorised)", tag="categories", responses={204: None}, errors=(404,)
+)
 async def delete_category(request: Request) -> Response:
     account = await current_account(request)
     await service.delete_category(request.state.ctx, account.id, request.path_params["id"])

@@ -40,7 +40,9 @@ Priority = Annotated[
     int, PlainValidator(rules.priority), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 5})
 ]
 DueDate = Annotated[
-    date | None, PlainValidator(rules.due_date), WithJsonSchema(_date_schema("YYYY-MM-DD, or null for none"))
+    date | None,
+    PlainValidator(rules.due_date),
+    WithJsonSchema({"type": ["string", "null"], "format": "date", "description": "YYYY-MM-DD, or null for none"}),
 ]
 CategoryName = Annotated[
     str | None,
