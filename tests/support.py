@@ -197,6 +197,17 @@ def running_worker(threads: int = 2) -> Iterator[Any]:
         worker.stop()
 
 
+async def eventually(probe: Callable[[], Any], timeout: float = 15.0) -> Any:
+    """Poll an async probe until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await probe()
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 

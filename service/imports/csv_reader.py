@@ -16,12 +16,9 @@ from itertools import islice
 
 from service.imports.exceptions import UnreadableFile
 from service.imports.rows import (
-    BLANK,
-    FAILED,
     FIELDS,
     Chunk,
-    RowError,
-    ValidRow,
+    check_rows,
     make_checker,
     map_header,
     normalise_name,
@@ -110,22 +107,13 @@ class CsvReader:
                 if skip:
                     row += sum(1 for _ in islice(reader, skip))
                 while True:
-                    valid: list[ValidRow] = []
-                    errors: list[RowError] = []
-                    failed = blank = 0
-                    start = row
-                    for cells in islice(reader, size):
-                        row += 1
-                        outcome = check(cells, row, valid, errors)
-                        if outcome:
-                            if outcome == FAILED:
-                                failed += 1
-                            elif outcome == BLANK:
-                                blank += 1
-                    if row == start:
+                    chunk = check_rows(reader, size, row, check)
+                    if not chunk.rows:
                         return
-                    progress = min(raw.tell() / self.size, 1.0) if self.size else 1.0
-                    yield Chunk(valid, errors, row - header_row, row - start, failed, blank, progress)
+                    row += chunk.rows
+                    chunk.rows_consumed = row - header_row
+                    chunk.progress = min(raw.tell() / self.size, 1.0) if self.size else 1.0
+                    yield chunk
             except csv.Error as exc:
                 raise UnreadableFile(f"Row {row + 1} could not be read as CSV: {_explain(exc)}") from None
             except UnicodeDecodeError:  # the first pass rules this out; kept so it can never crash a job

@@ -15,7 +15,7 @@ from python_calamine import CalamineWorkbook, PasswordError
 
 from service.imports import excel_guard
 from service.imports.exceptions import UnreadableFile
-from service.imports.rows import BLANK, FAILED, Chunk, RowError, ValidRow, as_text, is_blank, make_checker, map_header
+from service.imports.rows import Chunk, as_text, check_rows, is_blank, make_checker, map_header
 from service.imports.sniff import OLE2_MAGIC
 
 ENCRYPTED_MESSAGE = "The workbook is password-protected. Remove the password (or save a copy without one) and retry."
@@ -108,23 +108,13 @@ class ExcelReader:
         consumed = max(consumed, 0)
         row = self.header_row + consumed
         while True:
-            valid: list[ValidRow] = []
-            errors: list[RowError] = []
-            failed = blank = 0
-            start = row
-            for cells in islice(rows, size):
-                row += 1
-                outcome = check(cells, row, valid, errors)
-                if outcome:
-                    if outcome == FAILED:
-                        failed += 1
-                    elif outcome == BLANK:
-                        blank += 1
-            if row == start:
+            chunk = check_rows(rows, size, row, check)
+            if not chunk.rows:
                 return
-            consumed = row - self.header_row
-            progress = min(consumed / total, 1.0) if total else 1.0
-            yield Chunk(valid, errors, consumed, row - start, failed, blank, progress)
+            row += chunk.rows
+            chunk.rows_consumed = row - self.header_row
+            chunk.progress = min(chunk.rows_consumed / total, 1.0) if total else 1.0
+            yield chunk
 
 
 def _first_line(exc: BaseException) -> str:

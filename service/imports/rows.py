@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from itertools import islice
 
 from service.imports.exceptions import UnreadableFile
 from service.tasks import rules
@@ -316,3 +317,18 @@ def make_checker(columns: Columns) -> Checker:
         return OK
 
     return check
+
+
+def check_rows(lines: Iterator[Sequence[object]], size: int, row: int, check: Checker) -> Chunk:
+    """Check up to `size` rows from `lines`, numbered after `row`. The chunk's `rows_consumed` and
+    `progress` are left for the reader to fill in; `rows` is 0 when `lines` was exhausted."""
+    valid: list[ValidRow] = []
+    errors: list[RowError] = []
+    failed = blank = rows = 0
+    for rows, cells in enumerate(islice(lines, size), start=1):
+        outcome = check(cells, row + rows, valid, errors)
+        if outcome == FAILED:
+            failed += 1
+        elif outcome == BLANK:
+            blank += 1
+    return Chunk(valid, errors, 0, rows, failed, blank, 0.0)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 
 import pytest
 
 from service.notifications import emails
 from service.notifications.emails import MAX_ATTEMPTS, DeliveryFailed, SMTPMailer, deliver
-from tests.support import AppClient, db_execute, db_value, free_port, register, running_worker
+from tests.support import AppClient, db_execute, db_value, eventually, free_port, register, running_worker
 
 EMAIL = "frank@example.com"
 
@@ -82,21 +81,11 @@ async def test_relay_re_enqueues_only_overdue_emails_once_per_grace_period(clien
     assert await db_value(ctx, "SELECT status FROM emails WHERE id = $1", email_id) == "pending"
 
 
-async def _eventually(probe, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await probe()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 async def test_worker_sends_the_activation_email_the_request_queued(client, ctx, smtp, worker):
     await _queued_email(client, ctx)
     message = (await smtp.wait_for(EMAIL))[0]
     assert "activation code" in message["Subject"]
-    assert await _eventually(lambda: db_value(ctx, "SELECT status = 'sent' FROM emails"))
+    assert await eventually(lambda: db_value(ctx, "SELECT status = 'sent' FROM emails"))
 
 
 async def test_registration_succeeds_with_the_broker_down_and_the_relay_delivers_later(

@@ -36,7 +36,7 @@ from service.notifications.webhooks import (
     validate_url_async,
 )
 from tests.receiver import Reply
-from tests.support import db_execute, db_value, free_port, running_worker
+from tests.support import db_execute, db_value, eventually, free_port, running_worker
 
 DATA = {"status": "completed", "rows_processed": 10, "rows_imported": 9, "rows_failed": 1}
 
@@ -576,16 +576,6 @@ async def test_an_attempt_finishing_after_its_claim_lapsed_is_still_recorded(ctx
 # --- End to end through a real Dramatiq worker -------------------------------------------------------------
 
 
-async def _eventually(probe, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await probe()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 async def _is_delivered(ctx: Context, event_id: uuid.UUID) -> bool:
     return await db_value(ctx, "SELECT status = 'delivered' FROM webhook_events WHERE id = $1", event_id)
 
@@ -596,7 +586,7 @@ async def test_worker_delivers_after_two_500s_with_backoff_and_valid_signatures(
         event_id, job_id, user_id = await _queue(ctx, receiver.url)
         ctx.dispatcher.dispatch_soon(Job("webhooks.deliver", (str(event_id),)))
         requests = await receiver.wait_for(3)
-        await _eventually(lambda: db_value(ctx, "SELECT status = 'delivered' FROM webhook_events"))
+        await eventually(lambda: db_value(ctx, "SELECT status = 'delivered' FROM webhook_events"))
         await asyncio.sleep(0.5)  # nothing more arrives
     assert len(receiver.received()) == 3
     assert {r.headers["webhook-id"] for r in requests} == {str(event_id)}
@@ -616,7 +606,7 @@ async def test_worker_gives_up_on_a_receiver_that_keeps_failing(ctx, clean, webh
     with running_worker():
         event_id, job_id, user_id = await _queue(ctx, receiver.url)
         ctx.dispatcher.dispatch_soon(Job("webhooks.deliver", (str(event_id),)))
-        await _eventually(lambda: db_value(ctx, "SELECT status = 'failed' FROM webhook_events"))
+        await eventually(lambda: db_value(ctx, "SELECT status = 'failed' FROM webhook_events"))
         await asyncio.sleep(0.5)
     assert len(receiver.received()) == MAX_ATTEMPTS
     assert [i["status_code"] for i in await list_attempts(ctx, job_id, user_id)] == [503] * MAX_ATTEMPTS
@@ -627,7 +617,7 @@ async def test_worker_relay_delivers_an_event_whose_message_was_lost(ctx, clean,
     await _queue(ctx, receiver.url)  # never dispatched: the message is lost
     await db_execute(ctx, "UPDATE webhook_events SET next_attempt_at = now() - interval '1 second'")
     with running_worker():
-        await _eventually(lambda: db_value(ctx, "SELECT status = 'delivered' FROM webhook_events"))
+        await eventually(lambda: db_value(ctx, "SELECT status = 'delivered' FROM webhook_events"))
         await asyncio.sleep(1.0)  # more relay sweeps: nothing is sent twice
     assert len(receiver.received()) == 1
     assert receiver.received()[0].verify(ctx.settings.webhook_secret)["type"] == "import.completed"
@@ -650,7 +640,7 @@ async def test_a_hanging_receiver_does_not_hold_the_worker_thread(ctx, clean, we
         await healthy.wait_for(1, timeout=5)
         assert time.monotonic() - started < 3.0
         # And the hanging event is retried, and delivered when the receiver answers
-        await _eventually(lambda: _is_delivered(ctx, slow_id), timeout=10)
+        await eventually(lambda: _is_delivered(ctx, slow_id), timeout=10)
     first, second = await list_attempts(ctx, slow_job, user_id)
     assert (first["status_code"], first["error"]) == (None, "timed out after 1 s")
     assert 950 <= first["duration_ms"] <= 1800
