@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -45,6 +46,28 @@ class JSONFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
         return orjson.dumps(entry, default=str).decode()
+
+
+_request_log = logging.getLogger("tasklane.request")
+
+
+def log_request(fields: dict[str, Any]) -> None:
+    """The one line per request, written without the logging machinery: a single os.write of a whole
+    line costs ~1 µs against ~8-30 µs through a handler on this hot path, and a write of under
+    PIPE_BUF bytes to a pipe is atomic, so lines of concurrent processes never interleave."""
+    if not _request_log.isEnabledFor(logging.INFO):
+        return
+    entry = {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "level": "info",
+        "logger": "tasklane.request",
+        "pid": os.getpid(),
+        "message": "request",
+        "request_id": request_id_var.get(),
+        **fields,
+    }
+    with contextlib.suppress(OSError):  # stdout gone (closed pipe): never fail a request over its log line
+        os.write(1, orjson.dumps(entry, default=str) + b"\n")
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -11,7 +11,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import internal_error
-from service.logs import request_id_var, user_id_var
+from service.logs import log_request, request_id_var, user_id_var
 
 log = logging.getLogger("tasklane.request")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -56,13 +56,14 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", header_id))
                 headers.extend(SECURITY_HEADERS)
-                present = {name.lower() for name, _ in headers}
-                limits = (scope.get("state") or {}).get("rate_limit_headers") or {}
-                headers.extend(
-                    (name.lower().encode(), value.encode())
-                    for name, value in limits.items()
-                    if name.lower().encode() not in present
-                )
+                limits = (scope.get("state") or {}).get("rate_limit_headers")
+                if limits:
+                    present = {name.lower() for name, _ in headers}
+                    headers.extend(
+                        (name.lower().encode(), value.encode())
+                        for name, value in limits.items()
+                        if name.lower().encode() not in present
+                    )
                 message["headers"] = headers
             await send(message)
 
@@ -76,16 +77,15 @@ class RequestContextMiddleware:
             await internal_error()(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
-            state = scope.get("state") or {}
-            log.info(
-                "request",
-                extra={
+            user_id = (scope.get("state") or {}).get("user_id")
+            log_request(
+                {
                     "method": scope["method"],
                     "route": getattr(route, "path", None) or "<unmatched>",
                     "status": status,
                     "duration_ms": round((time.perf_counter() - t0) * 1000, 2),
-                    "user_id": str(state["user_id"]) if state.get("user_id") else None,
-                },
+                    "user_id": str(user_id) if user_id else None,
+                }
             )
             user_id_var.reset(uid_token)
             request_id_var.reset(rid_token)

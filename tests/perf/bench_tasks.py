@@ -14,6 +14,7 @@ on the machine, so nothing here asserts on them.
 from __future__ import annotations
 
 import argparse
+import base64
 import asyncio
 import os
 import re
@@ -236,6 +237,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         "DATABASE_URL": args.database_url,
         "REDIS_URL": args.redis_url,
         "SECRET_KEY": SECRET_KEY,
+        "WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"bench-webhook-secret-0123456789ab").decode(),
+        "METRICS_TOKEN": "bench-metrics-token",
         "LOG_LEVEL": "INFO",
         "BENCH_DATABASE_URL": args.database_url,
         "BENCH_USER_ID": str(user_id),
