@@ -14,8 +14,8 @@ on the machine, so nothing here asserts on them.
 from __future__ import annotations
 
 import argparse
-import base64
 import asyncio
+import base64
 import os
 import re
 import shutil
