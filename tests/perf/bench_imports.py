@@ -131,7 +131,7 @@ class Prober(threading.Thread):
 def measure_upload(env: dict[str, str]) -> list[Figure]:
     path = upload_fixture()
     size_mb = path.stat().st_size / 1e6
-    with server(uvicorn("tests.perf.baselines:upload_app"), env) as base_url:
+    with server(uvicorn("tests.perf.baseline_upload:upload_app"), env) as base_url:
         curl_upload(f"{base_url}/upload", path, {})  # warm the page cache
         base_seconds = min(curl_upload(f"{base_url}/upload", path, {})[0] for _ in range(2))
     with server_process(uvicorn("service.app:create_app", "--factory"), env) as (url, pid):

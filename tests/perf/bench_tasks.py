@@ -4,7 +4,7 @@
 
 Creates its own database (`tasklane_bench`, dropped at the end), migrates it, seeds the bench user's
 tasks with COPY, then starts two single-worker uvicorn servers as subprocesses on free loopback ports:
-tasklane itself and `tests/perf/baseline_app.py` (same SELECT/INSERT through a raw asyncpg pool, no
+tasklane itself and `tests/perf/baseline_tasks.py` (same SELECT/INSERT through a raw asyncpg pool, no
 middleware/auth/validation: the practical limit of this stack). Each endpoint is loaded in turn, the
 two servers alternating, by wrk when installed (else an asyncio httpx client), from this second
 process. Prints a table; `main()` returns the figures for a report script. Not a test: numbers depend
@@ -197,7 +197,7 @@ def measure(
     with (
         tempfile.TemporaryDirectory() as tmp,
         server("service.app:create_app", env, Path(tmp) / "tasklane.log") as tasklane,
-        server("tests.perf.baseline_app:create_app", env, Path(tmp) / "baseline.log") as baseline,
+        server("tests.perf.baseline_tasks:create_app", env, Path(tmp) / "baseline.log") as baseline,
     ):
         bases = {"tasklane": tasklane, "baseline": baseline}
         for name, method, path, headers, body in endpoints:

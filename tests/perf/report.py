@@ -29,6 +29,7 @@ def main(names: list[str] | None = None) -> Path:
     ]
     for name in modules:
         module = importlib.import_module(f"tests.perf.{name}")
+        sys.argv = [name]  # scripts with options of their own run with their defaults
         for row in module.main():
             unit = row.get("unit", "")
             lines.append(

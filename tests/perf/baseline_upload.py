@@ -2,7 +2,7 @@
 
 `upload_app`: a multipart body streamed to disk with python-multipart's parser and plain blocking writes
 (no limits, no checks, no database): what a bare endpoint with the streaming parser achieves.
-Run: uvicorn tests.perf.baselines:upload_app
+Run: uvicorn tests.perf.baseline_upload:upload_app
 """
 
 from __future__ import annotations

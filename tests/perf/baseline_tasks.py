@@ -2,7 +2,7 @@
 SELECT (and INSERT) as GET/POST /tasks through a raw asyncpg pool and answer the rows as JSON. No
 middleware, no authentication, no validation, no cursor: only what no implementation can skip.
 
-    BENCH_DATABASE_URL=... BENCH_USER_ID=... uvicorn tests.perf.baseline_app:create_app --factory
+    BENCH_DATABASE_URL=... BENCH_USER_ID=... uvicorn tests.perf.baseline_tasks:create_app --factory
 """
 
 from __future__ import annotations
