@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import AsyncIO, Middleware
 
+from service import idempotency
 from service.config import get_settings
 from service.context import Context
 from service.db import Database
@@ -103,8 +104,10 @@ class WorkerResources(Middleware):
 
 
 # Each re-drive function returns jobs for work whose broker message may have been lost.
-async def _purge_uploads(ctx: Context) -> list[Any]:
+async def _housekeeping(ctx: Context) -> list[Any]:
+    """Deletes what has outlived its use (uploads past their retention, Idempotency-Keys past 24 h)."""
     await imports.purge_uploads(ctx)
+    await idempotency.purge_expired(ctx)
     return []
 
 
@@ -112,7 +115,7 @@ REDRIVERS: list[Callable[[Context], Awaitable[list[Any]]]] = [
     emails.redrive,
     webhooks.redrive,
     pipeline.redrive,
-    _purge_uploads,
+    _housekeeping,
 ]
 RELAY_LOCK = int.from_bytes(b"tl-relay", "big") >> 1
 

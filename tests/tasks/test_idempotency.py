@@ -165,6 +165,15 @@ async def test_purge_deletes_only_expired_keys(alice, ctx):
     assert await db_value(ctx, "SELECT array_agg(key) FROM idempotency_keys") == ["new"]
 
 
+async def test_the_relay_purges_expired_keys_on_its_sweeps(alice, ctx):
+    from workers.broker import broker, sweep
+
+    await post(alice, BODY, key="old")
+    await db_execute(ctx, "UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+    await sweep(ctx, broker)
+    assert await db_value(ctx, "SELECT count(*) FROM idempotency_keys") == 0
+
+
 async def test_a_claim_for_an_account_deleted_meanwhile_is_401_not_500(client, ctx):
     import uuid
 
