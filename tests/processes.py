@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -19,6 +21,20 @@ import orjson
 from tests.support import free_port
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).parents[1]
+_VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def procfile_argv(kind: str, env: dict[str, str]) -> list[str]:
+    """The Procfile's command for `kind` (web, worker), its ${NAME:-default}s filled from `env`, the program
+    taken from this virtualenv: tests run exactly what a deployment runs (flags included)."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, sep, command = line.partition(":")
+        if sep and name.strip() == kind:
+            expanded = _VARIABLE.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), command)
+            argv = shlex.split(expanded)
+            return [str(BIN / argv[0]), *argv[1:]]
+    raise KeyError(f"no {kind!r} process in the Procfile")
 
 
 @dataclass
@@ -79,20 +95,20 @@ class Stack:
         return process
 
     def web(self, workers: int = 1, extra_env: dict[str, str] | None = None) -> tuple[Process, str]:
+        """The Procfile's web command (uvicorn with its flags) on a free port of 127.0.0.1."""
         port = free_port()
-        argv = [
-            str(BIN / "uvicorn"), "service.app:create_app", "--factory", "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(workers), "--no-server-header", "--no-access-log",
-            "--timeout-graceful-shutdown", "20",
-        ]  # fmt: skip
+        env = {**self.env, **(extra_env or {})}
+        settings = {"HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers), "GRACEFUL_TIMEOUT": "20"}
+        argv = procfile_argv("web", {**env, **settings})
         process = self._start("web", argv, extra_env)
         url = f"http://127.0.0.1:{port}"
         wait_until_ready(url, process)
         return process, url
 
     def worker(self, processes: int = 1, threads: int = 2, extra_env: dict[str, str] | None = None) -> Process:
-        argv = [str(BIN / "dramatiq"), "workers", "--processes", str(processes), "--threads", str(threads)]
-        process = self._start("worker", argv, extra_env)
+        """The Procfile's worker command (`dramatiq workers`) with this many processes and threads."""
+        env = {**self.env, **(extra_env or {}), "WORKER_PROCESSES": str(processes), "WORKER_THREADS": str(threads)}
+        process = self._start("worker", procfile_argv("worker", env), extra_env)
         deadline = time.monotonic() + 30
         while "Worker process is ready" not in process.text() and "is ready for action" not in process.text():
             if process.popen.poll() is not None or time.monotonic() > deadline:
