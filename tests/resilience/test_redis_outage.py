@@ -1,0 +1,161 @@
+"""Scenario 2: Redis (the broker, the rate limits and the metrics) stops while 50 people register and 5
+imports are uploaded. Every request still succeeds (the rate limiter fails open, enqueues are left to the
+relay); Redis comes back empty, with no persistence; within 60 s every activation email is delivered
+exactly once and every import completes, re-driven from PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.faults import OwnRedis
+from tests.resilience.helpers import client_address, signup, until, upload
+from tests.support import PASSWORD
+
+pytestmark = [pytest.mark.resilience, pytest.mark.slow]
+
+USERS = 50
+IMPORTS = 5
+IMPORT_ROWS = 20_000
+
+
+def csv_file(n: int) -> bytes:
+    lines = ["title,priority"] + [f"Import {n} task {i},{i % 5 + 1}" for i in range(IMPORT_ROWS)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def test_redis_outage_and_empty_restart_lose_no_email_and_no_import(stack, smtp, database, report):
+    with OwnRedis() as redis_server:
+        env = {"REDIS_URL": redis_server.url}
+        _web, url = stack.web(extra_env=env)
+        stack.worker(processes=1, threads=4, extra_env=env)
+        conn = await asyncpg.connect(database)
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=64)) as http:
+                uploader = await signup(http, smtp, "uploader@example.com", n=1000)
+
+                # Registrations and uploads start with Redis up; it stops once the first 10 have answered,
+                # with the rest in flight (their messages, and those queued so far, are lost with it).
+                answered = 0
+                stop_now = asyncio.Event()
+
+                async def register(n: int) -> tuple[int, float]:
+                    nonlocal answered
+                    if n >= 10:
+                        await stop_now.wait()
+                    t0 = time.monotonic()
+                    response = await http.post(
+                        "/api/v1/users",
+                        json={"email": f"user{n}@example.com", "password": PASSWORD},
+                        headers={"X-Forwarded-For": client_address(n)},
+                    )
+                    answered += 1
+                    if answered == 10:
+                        stop_now.set()
+                    return response.status_code, time.monotonic() - t0
+
+                async def send_file(n: int) -> tuple[int, float, str]:
+                    await stop_now.wait()
+                    t0 = time.monotonic()
+                    response = await upload(http, uploader, csv_file(n), f"import{n}.csv")
+                    return response.status_code, time.monotonic() - t0, response.json().get("id", "")
+
+                async def outage() -> httpx.Response:
+                    await stop_now.wait()
+                    await asyncio.to_thread(redis_server.stop)
+                    return await http.get("/health/ready")
+
+                registered, uploaded, ready = await asyncio.gather(
+                    asyncio.gather(*(register(n) for n in range(USERS))),
+                    asyncio.gather(*(send_file(n) for n in range(IMPORTS))),
+                    outage(),
+                )
+                down_at = time.monotonic()
+                statuses = sorted({s for s, _ in registered} | {s for s, _, _ in uploaded})
+                slowest = max(t for _, t in registered + [(s, t) for s, t, _ in uploaded])
+                report(
+                    "Redis stopped after 10 of 50 registrations, 5 uploads during the outage",
+                    statuses=statuses,
+                    slowest_request_s=round(slowest, 2),
+                    ready_while_down=ready.status_code,
+                )
+                assert ready.status_code == 503 and "redis" in ready.json()["detail"], ready.text
+                assert [s for s, _ in registered] == [201] * USERS
+                assert [s for s, _, _ in uploaded] == [202] * IMPORTS
+                job_ids = [job_id for _, _, job_id in uploaded]
+
+                # Nothing can be delivered while the broker is away; the work waits in PostgreSQL.
+                await asyncio.sleep(2)
+                pending = await conn.fetchval(
+                    "SELECT count(*) FROM emails WHERE status <> 'sent' AND to_address LIKE 'user%'"
+                )
+                queued = await conn.fetchval("SELECT count(*) FROM import_jobs WHERE status = 'queued'")
+                sent_before = USERS - pending
+                report("while down", emails_sent_before_the_stop=sent_before, emails_waiting=pending,
+                       imports_queued=queued, down_for_s=round(time.monotonic() - down_at, 1))  # fmt: skip
+                assert pending >= USERS // 2 and queued == IMPORTS, "the outage caught too little to test"
+
+                redis_server.start()  # empty: no queue, no message, no rate-limit key survived
+                back_at = time.monotonic()
+                addresses = [f"user{n}@example.com" for n in range(USERS)]
+
+                async def all_delivered() -> bool:
+                    return all(smtp.to(a) for a in addresses)
+
+                await until(all_delivered, 60, "every activation email after the restart", every=0.1)
+                emails_after = time.monotonic() - back_at
+
+                async def all_imported() -> bool:
+                    done = await conn.fetchval(
+                        "SELECT count(*) FROM import_jobs WHERE id = ANY($1::uuid[]) AND status = 'completed'", job_ids
+                    )
+                    return done == IMPORTS
+
+                await until(all_imported, 60 - emails_after, "every import after the restart", every=0.1)
+                imports_after = time.monotonic() - back_at
+                await asyncio.sleep(3)  # let any duplicate show up
+                ready_after = (await http.get("/health/ready")).status_code
+
+            counts = [len(smtp.to(a)) for a in addresses]
+            jobs = await conn.fetch(
+                "SELECT rows_imported, rows_failed, (SELECT count(*) FROM tasks t WHERE t.import_id = j.id) AS tasks"
+                " FROM import_jobs j WHERE id = ANY($1::uuid[])",
+                job_ids,
+            )
+            emails = await conn.fetchrow(
+                "SELECT count(*) FILTER (WHERE status = 'sent') AS sent, max(attempts) AS max_attempts FROM emails"
+                " WHERE to_address LIKE 'user%'"
+            )
+            report(
+                "after Redis came back empty",
+                emails_delivered_s=round(emails_after, 1),
+                imports_completed_s=round(imports_after, 1),
+                emails_per_address=sorted(set(counts)),
+                emails_sent=emails["sent"],
+                max_attempts=emails["max_attempts"],
+                tasks_per_import=sorted({j["tasks"] for j in jobs}),
+                ready_after=ready_after,
+            )
+            assert counts == [1] * USERS, "an activation email was lost or sent twice"
+            assert len(smtp.to("uploader@example.com")) == 2  # activation, and the welcome caught by the outage
+            assert all(p.popen.poll() is None for p in stack.processes), "a process died during the outage"
+            assert emails["sent"] == USERS
+            assert all(j["tasks"] == j["rows_imported"] == IMPORT_ROWS and j["rows_failed"] == 0 for j in jobs)
+            assert imports_after <= 60
+            assert ready_after == 200
+            # Every code works: the activation emails are the ones the accounts expect.
+            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                from tests.support import code_in
+
+                for n in (0, USERS - 1):
+                    code = code_in(smtp.to(f"user{n}@example.com")[0])
+                    activated = await http.post(
+                        "/api/v1/users/activate", json={"code": code}, auth=(f"user{n}@example.com", PASSWORD)
+                    )
+                    assert activated.status_code == 200, activated.text
+        finally:
+            await conn.close()
