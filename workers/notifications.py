@@ -20,7 +20,11 @@ from workers.broker import resources
     max_backoff=emails.MAX_BACKOFF_MS,
 )
 async def send_email(email_id: str) -> None:
-    await emails.deliver(resources.ctx, resources.mailer, UUID(email_id))
+    try:
+        await emails.deliver(resources.ctx, resources.mailer, UUID(email_id))
+    except emails.DeliveryFailed as exc:
+        # Retry on the schedule the delivery recorded (the claim refuses an earlier copy), not Dramatiq's own.
+        raise dramatiq.Retry(str(exc), delay=exc.retry_in_ms) from exc
 
 
 # Retries are scheduled by `webhooks.deliver` itself (it honours Retry-After and records every attempt),

@@ -3,11 +3,19 @@
 Delivery is idempotent: a worker first claims the row (so two copies of one message never send twice
 at once), a row marked sent is never sent again, and the Message-ID derives from the row id so a
 receiving server can drop the rare duplicate left by a worker killed between sending and recording.
+
+Retries follow one schedule, decided here: after a failed attempt the row records when the next attempt
+is due, and the actor asks Dramatiq to retry after exactly that delay. For a pending row,
+`next_attempt_at` is that due time plus RELAY_GRACE: the relay re-drives the email only once its retry is
+overdue (its message was lost), and a claim refuses a copy of the message that arrives before the retry is
+due. So however many messages exist for one email, its attempts keep to the schedule (2 s doubling, 8
+attempts over about four minutes) instead of being spent by duplicates.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
@@ -32,10 +40,16 @@ MAX_ATTEMPTS = 8
 MIN_BACKOFF_MS = 2_000
 MAX_BACKOFF_MS = 300_000
 CLAIM_LEASE = 120  # seconds; longer than one SMTP attempt can take
+CLAIM_SLACK = 1.0  # seconds a retry may arrive before it is due (clock skew) and still be taken
+JITTER = 0.25  # retry delays are stretched by up to this fraction, so a recovered server is not stampeded
 
 
 class DeliveryFailed(Exception):
-    """A send that failed for a reason that may pass (the actor retries it)."""
+    """A send that failed for a reason that may pass: retry after `retry_in_ms` (the actor does)."""
+
+    def __init__(self, error: str, retry_in_ms: int = MIN_BACKOFF_MS) -> None:
+        super().__init__(error)
+        self.retry_in_ms = retry_in_ms
 
 
 @dataclass(frozen=True)
@@ -51,7 +65,7 @@ class Mailer(Protocol):
 
 
 def retry_delay_ms(attempt: int) -> int:
-    """Upper bound of Dramatiq's backoff before attempt `attempt + 1`."""
+    """The delay between failed attempt `attempt` and the next one, before jitter: 2 s doubling, capped."""
     return min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** max(attempt - 1, 0))
 
 
@@ -115,9 +129,11 @@ async def _render(ctx: Context, email_id: UUID, kind: str, account_id: UUID, to:
 
 async def deliver(ctx: Context, mailer: Mailer, email_id: UUID) -> str:
     """Send one queued email; returns what happened. Raises DeliveryFailed when a retry should follow."""
-    row = await ctx.db.fetch_one(Q.claim_email, id=email_id, lease=CLAIM_LEASE)
+    row = await ctx.db.fetch_one(
+        Q.claim_email, id=email_id, lease=CLAIM_LEASE, grace=ctx.settings.relay_grace, slack=CLAIM_SLACK
+    )
     if row is None:
-        return "not-due"  # sent, given up, unknown, or another worker holds it
+        return "not-due"  # sent, given up, unknown, another worker holds it, or its retry is not due yet
     account_id = row["account_id"]
     message = None
     if account_id is not None:
@@ -134,10 +150,11 @@ async def deliver(ctx: Context, mailer: Mailer, email_id: UUID) -> str:
             log.error("email given up", extra={"email_id": str(email_id), "attempts": row["attempts"], "error": error})
             metrics.count("emails_failed")
             return "failed"
+        retry_in_ms = round(retry_delay_ms(row["attempts"]) * random.uniform(1, 1 + JITTER))
         await ctx.db.execute(
-            Q.mark_email_retry, id=email_id, error=error, retry_in=retry_delay_ms(row["attempts"]) / 1000
+            Q.mark_email_retry, id=email_id, error=error, retry_in=retry_in_ms / 1000, grace=ctx.settings.relay_grace
         )
-        raise DeliveryFailed(error) from exc
+        raise DeliveryFailed(error, retry_in_ms) from exc
     await ctx.db.execute(Q.mark_email_sent, id=email_id)
     log.info("email sent", extra={"email_id": str(email_id), "kind": row["kind"]})
     metrics.count("emails_sent")

@@ -5,10 +5,14 @@ VALUES (:account_id, :kind, :to_address, :request_id, now() + make_interval(secs
 RETURNING id;
 
 -- name: claim-email
--- Takes an email for sending, unless it is done or another worker's claim is still live. Returns the row.
+-- Takes an email for sending, unless it is done, another worker's claim is still live, or it is pending a
+-- retry that is not due yet (a pending row's next_attempt_at is its due time plus :grace; :slack allows
+-- for clock skew). Returns the row.
 UPDATE emails
 SET status = 'sending', attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => :lease)
-WHERE id = :id AND (status = 'pending' OR (status = 'sending' AND next_attempt_at < now()))
+WHERE id = :id
+  AND ((status = 'pending' AND next_attempt_at <= now() + make_interval(secs => :grace::float8 + :slack::float8))
+       OR (status = 'sending' AND next_attempt_at < now()))
 RETURNING id, account_id, kind, to_address, attempts;
 
 -- name: mark-email-sent
@@ -20,9 +24,11 @@ UPDATE emails SET status = 'sent', sent_at = now(), last_error = NULL WHERE id =
 UPDATE emails SET status = 'skipped', last_error = :reason WHERE id = :id;
 
 -- name: mark-email-retry
--- Records a failed attempt that will be retried; the relay steps in if the retry is lost.
+-- Records a failed attempt that will be retried in :retry_in seconds; the relay steps in :grace seconds
+-- after that if the retry's message is lost.
 UPDATE emails
-SET status = 'pending', last_error = :error, next_attempt_at = now() + make_interval(secs => :retry_in)
+SET status = 'pending', last_error = :error,
+    next_attempt_at = now() + make_interval(secs => :retry_in::float8 + :grace::float8)
 WHERE id = :id;
 
 -- name: mark-email-failed

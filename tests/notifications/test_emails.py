@@ -32,6 +32,26 @@ async def test_refused_email_is_retried_then_delivered_once(client, ctx, smtp):
     assert len(smtp.to(EMAIL)) == 1
 
 
+async def test_a_copy_of_the_message_before_the_retry_is_due_spends_no_attempt(client, ctx, smtp):
+    from workers.broker import broker, sweep
+
+    email_id = await _queued_email(client, ctx)
+    await ctx.dispatcher.drain()
+    smtp.refusing = True
+    with pytest.raises(DeliveryFailed) as failed:
+        await deliver(ctx, SMTPMailer(ctx.settings), email_id)
+    # The retry is scheduled by the delivery itself: 2 s for the first, with at most 25% jitter
+    assert 2000 <= failed.value.retry_in_ms <= 2500
+    # A second message for the email (a relay re-drive, a duplicate) arriving before then is refused
+    assert await deliver(ctx, SMTPMailer(ctx.settings), email_id) == "not-due"
+    assert await db_value(ctx, "SELECT attempts FROM emails WHERE id = $1", email_id) == 1
+    # and the relay does not take the scheduled retry for a lost message
+    broker.flush("emails")
+    assert await sweep(ctx, broker) == 0
+    overdue_in = await db_value(ctx, "SELECT extract(epoch FROM next_attempt_at - now()) FROM emails")
+    assert failed.value.retry_in_ms / 1000 < overdue_in <= failed.value.retry_in_ms / 1000 + ctx.settings.relay_grace
+
+
 async def test_email_that_keeps_failing_is_recorded_as_failed_not_dropped(client, ctx, smtp):
     email_id = await _queued_email(client, ctx)
     smtp.refusing = True
