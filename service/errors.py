@@ -103,6 +103,9 @@ BACKEND_DOWN: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # A pooled connection the server is terminating (PostgreSQL stopping or restarting) can still be handed
+    # out for a moment; using it fails inside asyncpg's protocol ("cannot switch to state ...").
+    asyncpg.exceptions.InternalClientError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
