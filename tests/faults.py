@@ -199,7 +199,7 @@ class OwnPostgres:
             [
                 "pg_createcluster", self.version, self.name, "-p", str(self.port),
                 # Disposable: no durability needed, and a faster start.
-                "-o", "fsync=off", "-o", "full_page_writes=off", "-o", "listen_addresses=127.0.0.1",
+                "-o", "fsync=off", "-o", "full_page_writes=off",
                 "--", "--auth=trust", "--no-sync",
             ]
         )  # fmt: skip
