@@ -140,6 +140,7 @@ async def test_postgres_restart_under_load_fails_cleanly_and_recovers(stack, smt
         try:
             titles = await conn.fetch("SELECT title, count(*) AS n FROM tasks WHERE import_id IS NULL GROUP BY title")
             imported = await conn.fetchval("SELECT count(*) FROM tasks WHERE import_id = $1", job_id)
+            import_attempts = await conn.fetchval("SELECT attempts FROM import_jobs WHERE id = $1", job_id)
         finally:
             await conn.close()
 
@@ -186,7 +187,7 @@ async def test_postgres_restart_under_load_fails_cleanly_and_recovers(stack, smt
         max_copies=max((r["n"] for r in titles), default=0),
         import_status=job["status"],
         import_rows=imported,
-        import_attempts=job.get("attempts"),
+        import_attempts=import_attempts,
     )
     assert while_down and ready_down, "nothing was sent while PostgreSQL was down"
     for c in while_down:

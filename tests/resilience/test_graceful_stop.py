@@ -1,0 +1,218 @@
+"""Scenario 6: SIGTERM during work.
+
+- A web process gets SIGTERM with 100 requests in flight (their headers sent, their bodies still coming):
+  every one of them completes with its normal answer and effect, and the process then exits cleanly.
+- A worker gets SIGTERM in the middle of an import: it hands the job back at the next chunk boundary and
+  exits promptly; another worker resumes the job and completes it, nothing lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.resilience.helpers import client_address, scalar, signup, until, upload, wait_job
+from tests.support import PASSWORD
+
+pytestmark = [pytest.mark.resilience, pytest.mark.slow]
+
+TASKS, UPLOADS, REGISTRATIONS = 70, 20, 10
+IMPORT_ROWS = 200_000
+
+
+def established(port: int) -> int:
+    """TCP connections the server side of `port` holds (from /proc/net/tcp)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if int(local.rsplit(":", 1)[1], 16) == port and state == "01":
+            count += 1
+    return count
+
+
+async def test_sigterm_to_the_web_process_cuts_off_none_of_100_requests_in_flight(stack, smtp, database, report):
+    web, url = stack.web()
+    stack.worker(processes=1, threads=2)
+    port = int(url.rsplit(":", 1)[1])
+    release = asyncio.Event()
+    started = 0
+    total = TASKS + UPLOADS + REGISTRATIONS
+
+    async def slow(first: bytes, rest: bytes) -> AsyncIterator[bytes]:
+        """A request body sent in two parts: the second only after the SIGTERM."""
+        nonlocal started
+        yield first
+        started += 1
+        await release.wait()
+        yield rest
+
+    limits = httpx.Limits(max_connections=total + 10, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+        headers = await signup(http, smtp, "term@example.com")
+
+        async def create_task(n: int) -> httpx.Response:
+            body = f'{{"title": "in flight {n}", "priority": 2}}'.encode()
+            return await http.post(
+                "/api/v1/tasks",
+                content=slow(body[:10], body[10:]),
+                headers={**headers, "Content-Type": "application/json"},
+            )
+
+        async def send_file(n: int) -> httpx.Response:
+            boundary = uuid.uuid4().hex
+            rows = "".join(f"upload {n} row {i},3\n" for i in range(50))
+            body = (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="f{n}.csv"\r\n'
+                f"Content-Type: text/csv\r\n\r\ntitle,priority\n{rows}\r\n--{boundary}--\r\n"
+            ).encode()
+            return await http.post(
+                "/api/v1/imports",
+                content=slow(body[:200], body[200:]),
+                headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+            )
+
+        async def register(n: int) -> httpx.Response:
+            body = f'{{"email": "inflight{n}@example.com", "password": "{PASSWORD}"}}'.encode()
+            return await http.post(
+                "/api/v1/users",
+                content=slow(body[:12], body[12:]),
+                headers={"Content-Type": "application/json", "X-Forwarded-For": client_address(100 + n)},
+            )
+
+        requests = [
+            *(asyncio.create_task(create_task(n)) for n in range(TASKS)),
+            *(asyncio.create_task(send_file(n)) for n in range(UPLOADS)),
+            *(asyncio.create_task(register(n)) for n in range(REGISTRATIONS)),
+        ]
+
+        async def all_in_flight() -> bool:
+            return started == total and established(port) >= total
+
+        await until(all_in_flight, 20, "all 100 requests to be in flight")
+        await asyncio.sleep(0.3)  # the server has read their headers
+        in_flight = established(port)
+        web.popen.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        await asyncio.sleep(1.0)
+        # It no longer takes new connections, but has not dropped the ones in flight.
+        try:
+            refused = (await httpx.AsyncClient(timeout=2).get(f"{url}/health/live")).status_code
+        except httpx.HTTPError as exc:
+            refused = type(exc).__name__
+        still_running = web.popen.poll() is None
+        release.set()
+        responses = await asyncio.gather(*requests, return_exceptions=True)
+        code = await asyncio.to_thread(web.popen.wait, 30)
+        exited_after = time.monotonic() - signalled
+
+    statuses: dict[str, int] = {}
+    for r in responses:
+        key = type(r).__name__ if isinstance(r, BaseException) else str(r.status_code)
+        statuses[key] = statuses.get(key, 0) + 1
+    conn = await asyncpg.connect(database)
+    try:
+        tasks = await scalar(conn, "SELECT count(*) FROM tasks WHERE title LIKE 'in flight %'")
+        jobs = await scalar(conn, "SELECT count(*) FROM import_jobs")
+        accounts = await scalar(conn, "SELECT count(*) FROM accounts WHERE email LIKE 'inflight%'")
+    finally:
+        await conn.close()
+    report(
+        "SIGTERM with requests in flight",
+        in_flight=in_flight,
+        new_connection_after_sigterm=refused,
+        process_waited=still_running,
+        answers=statuses,
+        exit_code=code,
+        exited_after_s=round(exited_after, 1),
+    )
+    report("effects", tasks=tasks, import_jobs=jobs, accounts=accounts)
+    assert in_flight >= total
+    assert still_running, "the web process exited with requests in flight"
+    assert statuses == {"201": TASKS + REGISTRATIONS, "202": UPLOADS}, statuses
+    assert (tasks, jobs, accounts) == (TASKS, UPLOADS, REGISTRATIONS)
+    # uvicorn re-raises the SIGTERM it handled once its graceful shutdown is done: -15 is a clean exit.
+    assert code in (0, -signal.SIGTERM)
+    assert "Application shutdown complete." in web.text() and "unhandled error" not in web.text()
+
+
+async def test_sigterm_to_a_worker_mid_import_hands_the_job_to_another(stack, smtp, database, report):
+    _web, url = stack.web()
+    first = stack.worker(processes=1, threads=2)
+    second = stack.worker(processes=1, threads=2)
+    conn = await asyncpg.connect(database)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            headers = await signup(http, smtp, "handback@example.com")
+            rows = "\n".join(f"Handback {i},{9 if i % 1000 == 0 else 2}" for i in range(IMPORT_ROWS))
+            response = await upload(http, headers, f"title,priority\n{rows}\n".encode(), "handback.csv")
+            assert response.status_code == 202, response.text
+            job_id = response.json()["id"]
+
+            async def owner() -> object:
+                for worker in (first, second):
+                    if any(line.get("message") == "import started" for line in worker.logs()):
+                        return worker
+                return None
+
+            busy = await until(owner, 30, "a worker to start the import")
+            other = second if busy is first else first
+
+            async def some_chunks() -> bool:
+                return await scalar(conn, "SELECT count(*) FROM import_chunks WHERE job_id = $1", job_id) >= 10
+
+            await until(some_chunks, 30, "10 chunks", every=0.01)
+            at_term = await scalar(conn, "SELECT count(*) FROM import_chunks WHERE job_id = $1", job_id)
+            t0 = time.monotonic()
+            code = await asyncio.to_thread(busy.stop, signal.SIGTERM, 30)
+            stopped_after = time.monotonic() - t0
+            handed_back = [
+                line for line in busy.logs() if line.get("message") == "import handed back for another worker"
+            ]
+            job = await wait_job(http, headers, job_id, timeout=60)
+
+        resumed_by_other = any(line.get("message") == "import started" for line in other.logs())
+        db = await conn.fetchrow(
+            """SELECT (SELECT count(*) FROM tasks WHERE import_id = $1) AS tasks,
+                      (SELECT count(DISTINCT title) FROM tasks WHERE import_id = $1) AS titles,
+                      (SELECT count(*) FROM import_errors WHERE job_id = $1) AS errors,
+                      (SELECT count(*) FROM import_chunks WHERE job_id = $1) AS chunks,
+                      (SELECT attempts FROM import_jobs WHERE id = $1) AS attempts""",
+            job_id,
+        )
+    finally:
+        await conn.close()
+    bad = IMPORT_ROWS // 1000
+    report(
+        "SIGTERM to the worker running the import",
+        chunks_committed=at_term,
+        worker_exit_code=code,
+        worker_stopped_after_s=round(stopped_after, 2),
+        handed_back=len(handed_back),
+        resumed_by_other_worker=resumed_by_other,
+    )
+    report(
+        "job",
+        status=job["status"],
+        rows_imported=job["rows_imported"],
+        rows_failed=job["rows_failed"],
+        tasks=db["tasks"],
+        distinct_titles=db["titles"],
+        error_rows=db["errors"],
+        chunks=db["chunks"],
+        attempts=db["attempts"],
+    )
+    assert at_term * 2000 < IMPORT_ROWS
+    assert code == 0 and stopped_after < 10, "the worker did not stop promptly"
+    assert len(handed_back) == 1 and resumed_by_other
+    assert job["status"] == "completed"
+    assert db["tasks"] == db["titles"] == job["rows_imported"] == IMPORT_ROWS - bad
+    assert db["errors"] == job["rows_failed"] == bad
+    assert db["attempts"] == 2
