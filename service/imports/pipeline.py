@@ -72,6 +72,12 @@ class Totals:
 async def run_job(ctx: Context, job_id: UUID) -> str:
     """Process one import job; returns what happened. Safe to call any number of times for one job."""
     s = ctx.settings
+    if stopping.is_set():
+        # A worker on its way out starts nothing (not even the job it just handed back, whose message it
+        # may still receive): opening a big file only to hand it back would hold up the shutdown.
+        await ctx.dispatcher.send_now(process_job(job_id))
+        log.info("import left for another worker: this one is stopping", extra={"job_id": str(job_id)})
+        return "released"
     lease = uuid.uuid4()
     job = await ctx.db.fetch_one(Q.claim_job, id=job_id, lease_id=lease, stale=s.import_stale_after)
     if job is None:
