@@ -176,6 +176,7 @@ async def test_sigterm_to_a_worker_mid_import_hands_the_job_to_another(stack, sm
             handed_back = [
                 line for line in busy.logs() if line.get("message") == "import handed back for another worker"
             ]
+            left_alone = [line for line in busy.logs() if line.get("message", "").startswith("import left for another")]
             job = await wait_job(http, headers, job_id, timeout=60)
 
         resumed_by_other = any(line.get("message") == "import started" for line in other.logs())
@@ -196,6 +197,7 @@ async def test_sigterm_to_a_worker_mid_import_hands_the_job_to_another(stack, sm
         worker_exit_code=code,
         worker_stopped_after_s=round(stopped_after, 2),
         handed_back=len(handed_back),
+        redelivered_to_it_while_stopping=len(left_alone),
         resumed_by_other_worker=resumed_by_other,
     )
     report(
