@@ -115,7 +115,9 @@ async def register(ctx: Context, data: RegisterIn) -> Account:
 async def authenticate(ctx: Context, email: str, password: str, scheme: str = "Bearer") -> Account:
     """The account these credentials open, active or not; BadCredentials otherwise, in similar time.
     `scheme` is the authentication scheme the caller used, named in the 401 challenge."""
-    row = await ctx.db.fetch_one(Q.account_by_email, email=email.strip().lower())
+    email = email.strip().lower()
+    # No stored email holds U+0000, and PostgreSQL text cannot even be compared with one: an unknown email.
+    row = await ctx.db.fetch_one(Q.account_by_email, email=email) if "\x00" not in email else None
     hashed = row["password_hash"] if row else await _dummy.get(ctx.settings.bcrypt_rounds)
     ok = await passwords.verify_password(password, hashed)
     if row is None or not ok:
