@@ -1,0 +1,52 @@
+"""Hostile input against the API (in process, and through real uvicorn/dramatiq processes where the
+server itself matters): ownership, tokens, uploads, brute force, injection, response headers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.routing import Route
+
+from service.app import create_app
+from tests.processes import Stack, stack_env
+from tests.reporting import report, terminal_summary  # noqa: F401  (the `report` fixture)
+from tests.tasks.conftest import User, make_user
+
+
+@pytest.fixture
+async def alice(client, ctx, smtp) -> User:
+    return await make_user(client, ctx, smtp, "alice@example.com")
+
+
+@pytest.fixture
+async def bob(client, ctx, smtp) -> User:
+    return await make_user(client, ctx, smtp, "bob@example.com")
+
+
+def route_table(settings: Any) -> list[tuple[str, str]]:
+    """Every (method, path template) the application serves, HEAD aside: what the sweeps iterate over."""
+    app = create_app(settings)
+    out = []
+    for route in app.routes:
+        assert isinstance(route, Route), f"a sweep does not know how to test {route!r}"
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            out.append((method, route.path))
+    return out
+
+
+@pytest.fixture
+def stack(clean: None, tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(stack_env(LOG_LEVEL="INFO", METRICS_FLUSH_INTERVAL="0.2"), tmp_path)
+    try:
+        yield s
+    finally:
+        for process in reversed(s.processes):
+            if process.popen.poll() is None:
+                process.kill()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    terminal_summary(terminalreporter, "security findings", "tests/security/")
