@@ -17,7 +17,7 @@ import jwt
 import pytest
 
 from tests.security.conftest import route_table
-from tests.support import PASSWORD, register
+from tests.support import PASSWORD, db_value, register
 
 pytestmark = pytest.mark.security
 
@@ -109,7 +109,7 @@ async def test_every_bearer_route_refuses_every_bad_token(alice, client, ctx, se
     token = alice.headers["Authorization"].removeprefix("Bearer ")
     login = await client.post(f"{API}/auth/login", json={"email": alice.email, "password": PASSWORD})
     assert (await register(client, "inactive@example.com")).status_code == 201
-    inactive = await ctx.db.pool.fetch_val("SELECT id FROM accounts WHERE email = 'inactive@example.com'")
+    inactive = await db_value(ctx, "SELECT id FROM accounts WHERE email = $1", "inactive@example.com")
     tokens = bad_tokens(settings.secret_key, me["id"], token, login.json()["refresh_token"], str(inactive))
 
     # The control: with alice's valid token no Bearer route answers 401 (so a 401 below means refusal).
