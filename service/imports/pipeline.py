@@ -45,6 +45,17 @@ ERROR_COLUMNS = ("job_id", "row_number", "seq", "column_name", "message", "value
 stopping = threading.Event()
 
 
+def storable(value: Any) -> Any:
+    """Text from a file as PostgreSQL can keep it (text and jsonb refuse U+0000): NUL shown as U+FFFD. Only
+    a workbook brings one (an `_x0000_` escape in an .xlsx cell, a NUL in an .xls string): CSV files with
+    NUL bytes are refused whole. Lists are mapped item by item; anything else passes unchanged."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    return value
+
+
 class LeaseLost(Exception):
     """Another worker owns the job now, or it was deleted: stop without touching it."""
 
@@ -111,7 +122,11 @@ async def _process(ctx: Context, job: asyncpg.Record, lease: UUID, totals: Total
     try:
         if totals.seq == 0:
             await ctx.db.execute(
-                Q.set_header, id=job_id, lease_id=lease, header=list(reader.header), warnings=list(reader.warnings)
+                Q.set_header,
+                id=job_id,
+                lease_id=lease,
+                header=storable(list(reader.header)),
+                warnings=storable(list(reader.warnings)),
             )
         chunks = reader.chunks(size=ctx.settings.import_chunk_rows, skip=totals.rows_consumed)
         loop = asyncio.get_running_loop()
@@ -205,7 +220,8 @@ def _error_records(job_id: UUID, chunk: Any) -> list[tuple[Any, ...]]:
     for e in chunk.errors:
         seq = seq_by_row.get(e.row, 0)
         seq_by_row[e.row] = seq + 1
-        records.append((job_id, e.row, seq, e.column, e.message, e.value, list(e.raw) if seq == 0 else None))
+        raw = storable(list(e.raw)) if seq == 0 else None
+        records.append((job_id, e.row, seq, e.column, storable(e.message), storable(e.value), raw))
     return records
 
 
@@ -215,7 +231,7 @@ async def _finish(
     jobs: list[Job] = []
     async with ctx.db.transaction():
         row = await ctx.db.fetch_one(
-            Q.finish_job, id=job["id"], lease_id=lease, status=status, error=error, **totals.counters()
+            Q.finish_job, id=job["id"], lease_id=lease, status=status, error=storable(error), **totals.counters()
         )
         if row is None:
             raise LeaseLost("could not record the end: lease lost")
