@@ -22,6 +22,16 @@ SECURITY_HEADERS = [
 ]
 
 
+def declares_body(scope: Scope) -> bool:
+    """Whether the request announces a body (a non-zero Content-Length, or chunked)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+        if name == b"transfer-encoding":
+            return True
+    return False
+
+
 def incoming_request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
@@ -48,6 +58,19 @@ class RequestContextMiddleware:
         status = 500
         started = False
         header_id = request_id.encode()
+        # An answer sent before the request's body was read to its end (a 413, a 401 on an upload...) closes
+        # the connection: otherwise the server would go on reading, and discarding, whatever the client
+        # still sends (a declared 2 GiB, or an endless chunked body) to reuse the connection.
+        body_pending = declares_body(scope)
+        if body_pending:
+            inner_receive = receive
+
+            async def receive() -> Message:
+                nonlocal body_pending
+                message = await inner_receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    body_pending = False
+                return message
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, started
@@ -56,6 +79,8 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", header_id))
                 headers.extend(SECURITY_HEADERS)
+                if body_pending:
+                    headers.append((b"connection", b"close"))
                 limits = (scope.get("state") or {}).get("rate_limit_headers")
                 if limits:
                     present = {name.lower() for name, _ in headers}
