@@ -79,24 +79,25 @@ def _die_with_parent() -> None:
 
 
 def remove_stale_redis() -> list[int]:
-    """Kill redis-server processes left by a run of this suite whose pytest process is gone."""
+    """Kill redis-server processes left by a run of this suite whose pytest process is gone. Redis rewrites
+    its command line, but it runs in the --dir it was given: the directory names the run that owns it."""
     killed = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if not (entry / "comm").read_text().startswith("redis-server"):
+                continue
+            name = Path(os.readlink(entry / "cwd")).name
         except OSError:
             continue
-        if not argv or not argv[0].endswith(b"redis-server"):
-            continue
-        for arg in argv:
-            name = Path(arg.decode(errors="replace")).name
-            if name.startswith(REDIS_PREFIX) and not _owned_by_live_run(name, REDIS_PREFIX):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(entry.name), signal.SIGKILL)
-                    killed.append(int(entry.name))
-                break
+        if name.startswith(REDIS_PREFIX) and not _owned_by_live_run(name, REDIS_PREFIX):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    for path in Path(tempfile.gettempdir()).glob(f"{REDIS_PREFIX}*"):
+        if not _owned_by_live_run(path.name, REDIS_PREFIX):
+            shutil.rmtree(path, ignore_errors=True)
     return killed
 
 

