@@ -176,16 +176,22 @@ def detect_encoding(path: str) -> tuple[str, int]:
             if b"\x00" in block:
                 line += block.count(b"\n", 0, block.index(b"\x00"))
                 raise UnreadableFile(f"The file contains NUL bytes (line {line}): it is not CSV text.")
+            bad_at = 0  # where in this block the last encoding still possible failed
             if utf8:
                 try:
                     decoder.decode(block)
-                except UnicodeDecodeError:
+                except UnicodeDecodeError as exc:
                     utf8 = False
-            if cp1252 and any(b in block for b in CP1252_UNDEFINED):
-                cp1252 = False
+                    bad_at = exc.start
+            if cp1252:
+                undefined = [i for i in (block.find(b) for b in CP1252_UNDEFINED) if i >= 0]
+                if undefined:
+                    cp1252 = False
+                    bad_at = max(bad_at, min(undefined))
             if not (utf8 or cp1252):
+                at = line + block.count(b"\n", 0, bad_at)
                 raise UnreadableFile(
-                    f"The file is not text in UTF-8 or Windows-1252 (around line {line}). Save it as CSV UTF-8."
+                    f"The file is not text in UTF-8 or Windows-1252 (around line {at}). Save it as CSV UTF-8."
                 )
             first = min((i for i in (block.find(b"\n"), block.find(b"\r")) if i >= 0), default=-1)
             if first < 0:
