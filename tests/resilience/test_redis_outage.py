@@ -77,6 +77,12 @@ async def test_redis_outage_and_empty_restart_lose_no_email_and_no_import(stack,
                     outage(),
                 )
                 down_at = time.monotonic()
+                # Rate-limited and plain routes alike still answer while Redis is down (the limiter fails open).
+                login = await http.post(
+                    "/api/v1/auth/login", json={"email": "uploader@example.com", "password": PASSWORD}
+                )
+                me = await http.get("/api/v1/users/me", headers=uploader)
+                assert (login.status_code, me.status_code) == (200, 200), (login.text, me.text)
                 statuses = sorted({s for s, _ in registered} | {s for s, _, _ in uploaded})
                 slowest = max(t for _, t in registered + [(s, t) for s, t, _ in uploaded])
                 report(
@@ -84,6 +90,7 @@ async def test_redis_outage_and_empty_restart_lose_no_email_and_no_import(stack,
                     statuses=statuses,
                     slowest_request_s=round(slowest, 2),
                     ready_while_down=ready.status_code,
+                    login_and_me_while_down=(login.status_code, me.status_code),
                 )
                 assert ready.status_code == 503 and "redis" in ready.json()["detail"], ready.text
                 assert [s for s, _ in registered] == [201] * USERS
