@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from service.app import create_app
 from tests.processes import Stack, stack_env
@@ -27,10 +27,14 @@ async def bob(client, ctx, smtp) -> User:
 
 
 def route_table(settings: Any) -> list[tuple[str, str]]:
-    """Every (method, path template) the application serves, HEAD aside: what the sweeps iterate over."""
+    """Every (method, path template) the application serves, HEAD aside: what the sweeps iterate over. A
+    mounted application (static files) appears as GET <mount>/{path}."""
     app = create_app(settings)
     out = []
     for route in app.routes:
+        if isinstance(route, Mount):
+            out.append(("GET", f"{route.path}/{{path}}"))
+            continue
         assert isinstance(route, Route), f"a sweep does not know how to test {route!r}"
         for method in sorted((route.methods or set()) - {"HEAD"}):
             out.append((method, route.path))

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.security
 API = "/api/v1"
 SQLI = [
     "'; DROP TABLE tasks; --",
+    "../../../../etc/passwd",
     "' OR '1'='1",
     '" OR ""="',
     "1' UNION SELECT password_hash, email FROM accounts --",
@@ -166,6 +167,10 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
     ("GET", "/health/ready"): [],
     ("GET", "/api/v1/metrics"): [],
     ("GET", "/metrics"): [],
+    ("GET", "/openapi.json"): [],
+    ("GET", "/docs"): [],
+    ("GET", "/docs/init.js"): [],
+    ("GET", "/docs/assets/{path}"): [_path("/docs/assets/{id}")],  # traversal strings among the values
     ("POST", "/api/v1/users"): [_register("email"), _register("password")],
     ("POST", "/api/v1/users/activate"): [
         _basic(f"{API}/users/activate", "user"),

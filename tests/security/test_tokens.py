@@ -36,6 +36,10 @@ PUBLIC = {
     ("POST", "/api/v1/auth/password-reset/confirm"): "reset token in the body",
     ("GET", "/api/v1/metrics"): "METRICS_TOKEN (its own test)",
     ("GET", "/metrics"): "METRICS_TOKEN (its own test)",
+    ("GET", "/openapi.json"): "the API description",
+    ("GET", "/docs"): "the API viewer",
+    ("GET", "/docs/init.js"): "the API viewer",
+    ("GET", "/docs/assets/{path}"): "the API viewer's static files",
 }
 
 
@@ -98,7 +102,7 @@ def request_for(method: str, template: str) -> tuple[str, dict[str, Any]]:
     if method == "POST" and path == f"{API}/imports":
         kwargs["files"] = {"file": ("t.csv", b"title\nx\n", "text/csv")}
     elif method in ("POST", "PATCH"):
-        kwargs["json"] = {"title": "t", "name": "n"} if "categories" not in path else {"name": "n"}
+        kwargs["json"] = {"name": "n"} if "categories" in path else {"title": "t"}
     return path, kwargs
 
 
