@@ -79,7 +79,7 @@ def bad_tokens(secret: str, alice_id: str, alice_token: str, refresh: str, inact
         "refresh token as access token": "Bearer " + refresh,
         "payload swapped, signature kept": f"Bearer {header}.{forged_payload}.{signature}",
         "signature stripped": f"Bearer {header}.{payload}.",
-        "signature of another token": f"Bearer {header}.{payload}.{b64(b'x' * 32)}",
+        "random signature": f"Bearer {header}.{payload}.{b64(b'x' * 32)}",
     }
     for alg in ("none", "None", "NONE", "nOnE"):
         unsigned = f"{b64({'alg': alg, 'typ': 'JWT'})}.{b64(ok)}"
