@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test test-all lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,18 @@ run: install
 lint: install
 	$(BIN)/ruff check service workers tests
 
+# The whole suite: unit, integration, end-to-end, resilience (fault injection) and security (~5 min).
 test: install lint
 	$(BIN)/python -m pytest
 
+# The same with a much deeper schemathesis run over every operation of the OpenAPI document.
+test-all: install lint
+	SCHEMATHESIS_EXAMPLES=300 $(BIN)/python -m pytest
+
+# Every tests/perf/bench_*.py in one go, one Markdown report in var/bench-report.md. wrk is used when it
+# can be installed (a load generator in C); without it the scripts fall back to an asyncio client.
 bench: install
+	command -v wrk >/dev/null || (apt-get install -y -qq wrk >/dev/null 2>&1 || true)
 	$(BIN)/python -m tests.perf.report
 
 clean:

@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
@@ -106,7 +107,13 @@ async def create_task(request: Request) -> Response:
     ctx = request.state.ctx
     key = idempotency.key_from(request)
     payload = await read_json_object(request, _limit(request))
-    data = TaskIn.model_validate(payload)
+    try:
+        data = TaskIn.model_validate(payload)
+    except ValidationError:
+        # The account is checked by the insert, which a bad body never reaches: a token of a deleted
+        # account must still answer 401 before anything about the body.
+        await current_account(request)
+        raise
 
     async def create() -> idempotency.Outcome:
         # The account check is part of the insert: one round trip.

@@ -243,3 +243,12 @@ async def test_a_refreshed_token_works_as_well(alice, client, ctx, smtp):
     other = bearer(login.json())
     assert other != alice.headers
     assert len((await client.get(f"{API}/tasks", headers=other)).json()["items"]) == 1
+
+
+async def test_a_deleted_accounts_token_gets_401_even_with_a_bad_body(client, ctx, smtp):
+    from tests.support import active_account, assert_problem, bearer
+
+    headers = bearer(await active_account(client, ctx, smtp, "gone@example.com"))
+    assert (await client.delete("/api/v1/users/me", headers=headers)).status_code == 204
+    assert_problem(await client.post("/api/v1/tasks", json={"title": ""}, headers=headers), 401)
+    assert_problem(await client.post("/api/v1/tasks", json={"title": "ok"}, headers=headers), 401)
