@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,22 @@ class Stack:
     def stop_all(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+
+    def kill_all(self) -> None:
+        for process in reversed(self.processes):
+            if process.popen.poll() is None:
+                process.kill()
+
+
+@contextmanager
+def running_stack(workdir: Path, *, graceful: bool = True, **env: str) -> Iterator[Stack]:
+    """A Stack whose processes are all stopped when the block ends, whatever happened in it: with
+    SIGTERM (graceful), or SIGKILL for tests that leave processes in states not worth waiting for."""
+    stack = Stack(stack_env(**env), workdir)
+    try:
+        yield stack
+    finally:
+        stack.stop_all() if graceful else stack.kill_all()
 
 
 def wait_until_ready(url: str, process: Process, timeout: float = 30) -> None:

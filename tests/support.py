@@ -91,7 +91,8 @@ def reset_token_in(message: Message) -> str:
     return match.group(1)
 
 
-async def recreate_database(url: str) -> None:
+async def drop_database(url: str, *, create: bool = False) -> None:
+    """Drop the database of `url` (ending its sessions first); with `create`, make it again, empty."""
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
     admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
@@ -101,9 +102,14 @@ async def recreate_database(url: str) -> None:
             name,
         )
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        if create:
+            await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
+
+
+async def recreate_database(url: str) -> None:
+    await drop_database(url, create=True)
 
 
 @dataclass

@@ -5,14 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import Stack, stack_env
+from tests.processes import Stack, running_stack
 
 
 @pytest.fixture
 def stack(clean: None, tmp_path: Path) -> Iterator[Stack]:
     """Real web and worker processes on the test database, Redis and SMTP sink; stopped after the test."""
-    s = Stack(stack_env(), tmp_path)
-    try:
+    with running_stack(tmp_path) as s:
         yield s
-    finally:
-        s.stop_all()

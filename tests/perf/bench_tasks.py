@@ -36,7 +36,8 @@ import asyncpg
 import httpx
 
 from service.accounts.tokens import create_access_token
-from tests.perf.seed import create_database, create_user, drop_database, seed_tasks
+from tests.perf.seed import create_database, create_user, seed_tasks
+from tests.support import drop_database
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/tasklane_bench"
 SECRET_KEY = "bench-secret-key-that-is-long-enough-0123456789"

@@ -30,7 +30,8 @@ import orjson
 
 from service.tasks import listing
 from service.tasks.schemas import TaskQuery
-from tests.perf.seed import CATEGORIES, RARE_WORD, create_database, create_user, drop_database, seed_tasks
+from tests.perf.seed import CATEGORIES, RARE_WORD, create_database, create_user, seed_tasks
+from tests.support import drop_database
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/tasklane_explain"
 SECRET = "explain-secret-key-that-is-long-enough-0123456789"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from service.migrate import migrate
+from tests.support import recreate_database
 
 WORDS = (  # noqa: SIM905 (readable as text)
     "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa "
@@ -23,37 +23,10 @@ CATEGORIES = [f"Category {i:02d}" for i in range(20)]
 COLUMNS = ("id", "user_id", "title", "description", "status", "priority", "due_date", "category_id", "created_at")
 
 
-def admin_url(url: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/postgres"))
-
-
 async def create_database(url: str) -> None:
     """Drop and re-create the database of `url`, then migrate it."""
-    name = urlsplit(url).path.lstrip("/")
-    admin = await asyncpg.connect(admin_url(url))
-    try:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            name,
-        )
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    await recreate_database(url)
     await migrate(url)
-
-
-async def drop_database(url: str) -> None:
-    name = urlsplit(url).path.lstrip("/")
-    admin = await asyncpg.connect(admin_url(url))
-    try:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            name,
-        )
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    finally:
-        await admin.close()
 
 
 async def create_user(conn: asyncpg.Connection, email: str) -> uuid.UUID:

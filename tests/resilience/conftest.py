@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.processes import Stack, stack_env
+from tests.processes import Stack, running_stack
 from tests.reporting import report, terminal_summary  # noqa: F401  (the `report` fixture)
 
 # Fast relay and takeover for every scenario: a lost message or a dead worker's job is re-driven within
@@ -32,13 +32,8 @@ FAST = {
 def stack(clean: None, tmp_path: Path) -> Iterator[Stack]:
     """Real web and worker processes (test database, Redis and SMTP sink unless a test overrides them);
     every process is stopped after the test, whatever happened."""
-    s = Stack(stack_env(**FAST), tmp_path)
-    try:
+    with running_stack(tmp_path, graceful=False, **FAST) as s:
         yield s
-    finally:
-        for process in reversed(s.processes):
-            if process.popen.poll() is None:
-                process.kill()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

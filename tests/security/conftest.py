@@ -11,7 +11,7 @@ import pytest
 from starlette.routing import Mount, Route
 
 from service.app import create_app
-from tests.processes import Stack, stack_env
+from tests.processes import Stack, running_stack
 from tests.reporting import report, terminal_summary  # noqa: F401  (the `report` fixture)
 from tests.tasks.conftest import User, make_user
 
@@ -43,13 +43,8 @@ def route_table(settings: Any) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def stack(clean: None, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(stack_env(LOG_LEVEL="INFO", METRICS_FLUSH_INTERVAL="0.2"), tmp_path)
-    try:
+    with running_stack(tmp_path, graceful=False, LOG_LEVEL="INFO", METRICS_FLUSH_INTERVAL="0.2") as s:
         yield s
-    finally:
-        for process in reversed(s.processes):
-            if process.popen.poll() is None:
-                process.kill()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
