@@ -3,6 +3,7 @@ Redis database, a real SMTP server (aiosmtpd) and real HTTP webhook receivers in
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -20,6 +21,12 @@ from tests.receiver import Reply, WebhookReceiver
 from tests.support import SMTPSink, free_port
 
 TEST_WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0wMTIzNDU2Nzg5YWI="  # base64 of 32 bytes
+
+
+def _scratch_uploads() -> str:
+    directory = tempfile.mkdtemp(prefix="tasklane-test-uploads-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
 
 
 def _setdefault_env() -> None:
@@ -42,7 +49,7 @@ def _setdefault_env() -> None:
         WEBHOOK_ALLOW_PRIVATE="true",
         WEBHOOK_RETRY_BASE="0.2",
         WEBHOOK_SECRET=TEST_WEBHOOK_SECRET,
-        UPLOAD_DIR=tempfile.mkdtemp(prefix="tasklane-test-uploads-"),
+        UPLOAD_DIR=_scratch_uploads(),
         IMPORT_CHUNK_ROWS="1000",
         IMPORT_STALE_AFTER="3",
     )
