@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -20,7 +21,6 @@ from service.context import Context
 from service.db import Database
 from service.errors import BACKEND_DOWN, EXCEPTION_HANDLERS
 from service.http import docs, health, openapi
-from service.http.metrics import MetricsMiddleware
 from service.http.middleware import RequestContextMiddleware
 from service.http.ratelimit import RateLimiter
 from service.imports import routes as imports_routes
@@ -59,6 +59,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if not settings.metrics_token and not settings.is_development:
             log.warning("METRICS_TOKEN is not set: /metrics and /api/v1/metrics are open to anyone")
         log.info("web process ready", extra={"env": settings.app_env})
+        # Everything made so far (modules, routes, models, caches) lives as long as the process: out of
+        # the collector's sight, a full collection no longer walks ~100k objects (~25 ms) every so often.
+        gc.freeze()
         try:
             yield {
                 "settings": settings,
@@ -78,10 +81,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await redis.aclose()
             await db.disconnect()
 
-    middleware = [Middleware(RequestContextMiddleware)]
-    if settings.metrics_enabled:
-        # Outermost, so it sees the 500 RequestContextMiddleware renders for an unhandled error.
-        middleware.insert(0, Middleware(MetricsMiddleware, recorder=recorder))
+    middleware = [Middleware(RequestContextMiddleware, recorder=recorder if settings.metrics_enabled else None)]
     # Hottest first: routes are matched in order.
     routes = [
         *tasks_routes.routes,

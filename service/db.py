@@ -109,6 +109,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Called instead of asyncpg's default reset when a connection goes back to the pool.
+
+    The default sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every release: a
+    round trip per request (~15% of a GET /tasks' database time). Pooled connections never hold session
+    state: no session advisory locks (the migrator uses its own connection, the relay a transaction
+    lock), no LISTEN, no cursors WITH HOLD, only `SET LOCAL`. asyncpg still rolls back a transaction
+    left open before calling this."""
+
+
 class Database:
     """A `databases.Database` pool with helpers that run named queries."""
 
@@ -123,6 +133,7 @@ class Database:
             timeout=5,
             command_timeout=60,
             init=_init_connection,
+            reset=_keep_session,
         )
 
     async def connect(self) -> None:

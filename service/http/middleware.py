@@ -1,17 +1,29 @@
 """Request context as pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request and
-breaks contextvars): the request id, one JSON log line per request, and default security headers."""
+breaks contextvars): the request id, default security headers, and for each finished request one JSON
+log line and its HTTP metrics.
+
+Metrics: (method, route template, status, latency) go to the process's `Recorder`, a few dict
+increments with no I/O (its flusher takes them to Redis); any error there is swallowed, metrics never
+fail a request. The route is the template Starlette matched (`/api/v1/users/{id}`, not the raw path);
+a request that matched no route counts as "<unmatched>". The metrics endpoints are not counted: a
+scraper polling every few seconds would drown the figures it reads. Done here rather than in a
+middleware of its own: one wrapper layer less on every request (~10 µs of a ~280 µs GET /tasks), and
+the status seen is the one sent, the 500 rendered below for an unhandled error included.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import internal_error
 from service.logs import log_request, request_id_var, user_id_var
+from service.metrics.recorder import UNMATCHED, Recorder
 
 log = logging.getLogger("tasklane.request")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -20,6 +32,7 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 ]
+NOT_COUNTED = frozenset({"/metrics", "/api/v1/metrics"})
 
 
 def declares_body(scope: Scope) -> bool:
@@ -40,12 +53,13 @@ def incoming_request_id(scope: Scope) -> str:
             if _VALID_REQUEST_ID.match(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as unique as a uuid4, at a quarter of its cost
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, recorder: Recorder | None = None) -> None:
         self.app = app
+        self.recorder = recorder  # None: metrics off
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,19 +112,24 @@ class RequestContextMiddleware:
             # The traceback goes to the log, under this request's id; the client gets a bare 500.
             log.exception("unhandled error", extra={"method": scope["method"], "path": scope["path"]})
             if started:
+                status = 500  # the client sees a cut response: count it as the failure it is
                 raise
             await internal_error()(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
+            seconds = time.perf_counter() - t0
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED
             user_id = (scope.get("state") or {}).get("user_id")
             log_request(
                 {
                     "method": scope["method"],
-                    "route": getattr(route, "path", None) or "<unmatched>",
+                    "route": route,
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - t0) * 1000, 2),
+                    "duration_ms": round(seconds * 1000, 2),
                     "user_id": str(user_id) if user_id else None,
                 }
             )
+            if self.recorder is not None and route not in NOT_COUNTED:
+                with contextlib.suppress(Exception):  # metrics never fail a request
+                    self.recorder.observe(scope["method"], route, status, seconds)
             user_id_var.reset(uid_token)
             request_id_var.reset(rid_token)

@@ -25,7 +25,7 @@ Prometheus sees bounded and catches typos).
 
 The rest of the package: `recorder` (process-local deltas and the atomic flush to Redis), `histogram`
 (latency buckets), `snapshot` (reading the aggregate back, worker figures included), `prometheus`
-(text exposition), `routes` (the two endpoints). The HTTP middleware is `service.http.metrics`.
+(text exposition), `routes` (the two endpoints). Requests are counted by `service.http.middleware`.
 """
 
 from __future__ import annotations
