@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from service.context import Context
 from service.db import Queries
@@ -137,7 +138,7 @@ async def list_tasks(ctx: Context, user_id: UUID, query: TaskQuery) -> dict[str,
     if len(rows) > query.limit:  # more rows than asked for: there is a next page
         rows = rows[: query.limit]
         cursor = listing.next_cursor(secret, plan, rows[-1])
-    return {"items": [dict(row) for row in rows], "next_cursor": cursor}
+    return {"items": [orjson.Fragment(row["item"]) for row in rows], "next_cursor": cursor}
 
 
 async def list_categories(ctx: Context, user_id: UUID) -> dict[str, Any]:

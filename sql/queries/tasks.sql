@@ -120,11 +120,21 @@ DELETE FROM categories WHERE id = :id AND user_id = :user_id RETURNING id;
 -- the fixed sizes of listing.FETCH_SIZES when a generic plan is safe (see listing.py).
 
 -- name: list-tasks
--- Returns one page of the user's tasks, sorted by {order}, ids as text (cheaper to render). Returns
--- nothing when the account is gone or inactive: the EXISTS is a one-time filter that spares the hot
--- path a separate account lookup (an empty page is told apart from that by account-is-active).
-SELECT t.id::text AS id, t.title, t.description, t.status, t.priority, t.due_date, c.name AS category,
-       t.created_at, t.updated_at, t.import_id::text AS import_id
+-- Returns one page of the user's tasks, sorted by {order}: each task already rendered as its JSON
+-- object (`item`, the fields and format of a task everywhere else), with the keys a cursor needs.
+-- PostgreSQL renders it in C: decoding ten typed columns per row into Python objects and serialising
+-- them again took ~35 us of the web process's CPU per page of 20. Timestamps are written as orjson
+-- writes them elsewhere, UTC with 6 fractional digits (PostgreSQL's own JSON would drop trailing
+-- zeros; orjson drops a fraction of exactly zero, the same instant either way). Returns nothing when the account is gone or inactive: the EXISTS is a one-time
+-- filter that spares the hot path a separate account lookup (an empty page is told apart from that
+-- by account-is-active).
+SELECT (SELECT row_to_json(item) FROM (
+            SELECT t.id, t.title, t.description, t.status, t.priority, t.due_date, c.name AS category,
+                   to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS created_at,
+                   to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS updated_at,
+                   t.import_id
+        ) item)::text AS item,
+       t.id, t.created_at, t.due_date, t.priority
 FROM tasks t
 LEFT JOIN categories c ON c.id = t.category_id
 WHERE t.user_id = :user_id

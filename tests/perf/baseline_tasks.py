@@ -42,6 +42,10 @@ def _default(value: Any) -> Any:
     raise TypeError
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    return None
+
+
 def _json(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content, default=_default), status_code=status, media_type="application/json")
 
@@ -54,7 +58,10 @@ def create_app() -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal pool
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=10)
+        # BENCH_POOL_RESET=off: release connections without asyncpg's reset query, as tasklane does,
+        # for a like-for-like comparison (bench_tasks --baseline-without-reset).
+        options: dict[str, Any] = {"reset": _keep_session} if os.environ.get("BENCH_POOL_RESET") == "off" else {}
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=10, **options)
         try:
             yield
         finally:

@@ -3,10 +3,11 @@
     python -m tests.perf.bench_tasks [--tasks 100000] [--connections 16] [--duration 5] [--rounds 3]
 
 Creates its own database (`tasklane_bench`, dropped at the end), migrates it, seeds the bench user's
-tasks with COPY, then starts two single-worker uvicorn servers as subprocesses on free loopback ports:
+tasks with COPY, then starts three single-worker uvicorn servers as subprocesses on free loopback ports:
 tasklane itself and `tests/perf/baseline_tasks.py` (same SELECT/INSERT through a raw asyncpg pool, no
-middleware/auth/validation: the practical limit of this stack). Each endpoint is loaded in turn, the
-two servers alternating, by wrk when installed (else an asyncio httpx client), from this second
+middleware/auth/validation: the practical limit of this stack) twice, with asyncpg's default pool and
+with a pool that skips the reset query on release as tasklane's does (like for like). Each endpoint is
+loaded in turn, the servers alternating, by wrk when installed (else an asyncio httpx client), from this second
 process. Prints a table; `main()` returns the figures for a report script. Not a test: numbers depend
 on the machine, so nothing here asserts on them.
 """
@@ -42,6 +43,9 @@ from tests.support import drop_database
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/tasklane_bench"
 SECRET_KEY = "bench-secret-key-that-is-long-enough-0123456789"
 GET_GOAL = 0.70
+# The baseline again with its pool releasing connections as tasklane's does, without asyncpg's reset
+# query (a round trip per request): the like-for-like comparison, printed next to the plain one.
+NO_RESET = "baseline-no-reset"
 POST_BODY = b'{"title": "Benchmark task", "priority": 2, "status": "in_progress"}'
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -187,20 +191,23 @@ async def prepare(url: str, tasks: int) -> uuid.UUID:
     return user_id
 
 
+METRICS = (("rps", "requests/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"))
 Endpoint = tuple[str, str, str, dict[str, str], bytes | None]  # figure name, method, path, headers, body
 
 
 def measure(
     env: dict[str, str], endpoints: list[Endpoint], conns: int, duration: float, rounds: int
 ) -> dict[tuple[str, str], list[Result]]:
-    """Each endpoint on both servers, alternating run by run so that drift hits both alike."""
+    """Each endpoint on every server, alternating run by run so that drift hits them alike."""
     results: dict[tuple[str, str], list[Result]] = {}
+    baseline = "tests.perf.baseline_tasks:create_app"
     with (
         tempfile.TemporaryDirectory() as tmp,
         server("service.app:create_app", env, Path(tmp) / "tasklane.log") as tasklane,
-        server("tests.perf.baseline_tasks:create_app", env, Path(tmp) / "baseline.log") as baseline,
+        server(baseline, env, Path(tmp) / "baseline.log") as plain,
+        server(baseline, {**env, "BENCH_POOL_RESET": "off"}, Path(tmp) / "baseline-no-reset.log") as no_reset,
     ):
-        bases = {"tasklane": tasklane, "baseline": baseline}
+        bases = {"tasklane": tasklane, "baseline": plain, NO_RESET: no_reset}
         for name, method, path, headers, body in endpoints:
             for base in bases.values():  # warm-up: connections, prepared statements, caches
                 load(base + path, method, headers, body, conns, 2)
@@ -258,13 +265,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     figures: list[dict[str, Any]] = []
     for name, *_ in endpoints:
-        for metric, label in (("rps", "requests/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")):
+        rows = [(metric, label, "baseline", "") for metric, label in METRICS]
+        rows.insert(1, ("rps", "requests/s", NO_RESET, " (baseline without reset query)"))
+        for metric, label, base_name, suffix in rows:
             ours = statistics.median(getattr(r, metric) for r in results[(name, "tasklane")])
-            base = statistics.median(getattr(r, metric) for r in results[(name, "baseline")])
+            base = statistics.median(getattr(r, metric) for r in results[(name, base_name)])
             goal = GET_GOAL if (name.startswith("GET") and metric == "rps") else None
             figures.append(
                 {
-                    "figure": f"{name} {label}",
+                    "figure": f"{name} {label}{suffix}",
                     "tasklane": round(ours, 2),
                     "baseline": round(base, 2),
                     "ratio": round(ours / base, 3) if base else None,
@@ -276,14 +285,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         f"\n{args.tasks:,} tasks for the user; 1 uvicorn worker each; {tool}, {args.connections} connections, "
         f"{args.rounds} x {args.duration:g} s per figure (median)\n"
     )
-    header = f"{'figure':<32} {'tasklane':>10} {'baseline':>10} {'ratio':>7} {'goal':>7}"
+    header = f"{'figure':<62} {'tasklane':>10} {'baseline':>10} {'ratio':>7} {'goal':>7}"
     print(header)
     print("-" * len(header))
     for f in figures:
-        kind = "rps" if f["figure"].endswith("requests/s") else "ms"
+        kind = "rps" if "requests/s" in f["figure"] else "ms"
         goal = f">={f['goal']:.0%}" if f["goal"] else "-"
         print(
-            f"{f['figure']:<32} {fmt(f['tasklane'], kind):>10} {fmt(f['baseline'], kind):>10} "
+            f"{f['figure']:<62} {fmt(f['tasklane'], kind):>10} {fmt(f['baseline'], kind):>10} "
             f"{fmt(f['ratio'], 'ratio'):>7} {goal:>7}"
         )
     return figures
