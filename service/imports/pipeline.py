@@ -7,6 +7,14 @@ key stops two workers that both believe they own a job from committing the same 
 
 Parsing runs in a thread, one chunk ahead of the database: the event loop stays free for heartbeats
 and other actors, and reading overlaps with COPY.
+
+Chunks are written by CHUNKS_IN_FLIGHT transactions at once, on as many connections: the tasks table's
+indexes make PostgreSQL the bottleneck (one backend busy, the worker nearly idle), and a second backend
+uses the second core. Commits stay in file order, so what is committed is always a prefix of the file:
+a chunk's transaction does all its writes, then waits for the previous chunk's commit before its own
+(and rolls back if that one failed). Finding or creating categories is the one step that takes locks
+another chunk may need, so that step also runs in file order: a chunk only ever waits for an earlier
+one, never the reverse, and two chunks cannot deadlock.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -36,6 +45,7 @@ log = logging.getLogger("tasklane.imports")
 Q = Queries("imports")
 PROGRESS_EVERY = 1.0  # seconds between writes of the job row's counters
 HEARTBEAT_EVERY = 5.0
+CHUNKS_IN_FLIGHT = 2  # transactions writing chunks at once (one per core of a small database server)
 CATEGORY = VALID_COLUMNS.index("category")
 TASK_COLUMNS = ("id", "user_id", "title", "description", "status", "priority", "due_date", "category_id", "import_id")
 ERROR_COLUMNS = ("job_id", "row_number", "seq", "column_name", "message", "value", "raw")
@@ -71,6 +81,16 @@ class Totals:
     rows_imported: int = 0
     rows_failed: int = 0
     progress: float = 0.0
+
+    def after(self, chunk: Any, dry_run: bool) -> Totals:
+        """The totals once `chunk` is committed too."""
+        return Totals(
+            seq=self.seq + 1,
+            rows_consumed=chunk.rows_consumed,
+            rows_imported=self.rows_imported + (0 if dry_run else len(chunk.valid)),
+            rows_failed=self.rows_failed + chunk.failed,
+            progress=chunk.progress,
+        )
 
     def counters(self) -> dict[str, Any]:
         return {
@@ -119,6 +139,7 @@ async def _process(ctx: Context, job: asyncpg.Record, lease: UUID, totals: Total
     except FileNotFoundError:
         return await _finish(ctx, job, lease, totals, "failed", "The uploaded file is no longer available")
     pending: asyncio.Future[Any] | None = None
+    writing: deque[tuple[asyncio.Task[None], Totals]] = deque()  # chunks being written, in file order
     try:
         if totals.seq == 0:
             await ctx.db.execute(
@@ -132,86 +153,156 @@ async def _process(ctx: Context, job: asyncpg.Record, lease: UUID, totals: Total
         loop = asyncio.get_running_loop()
         pending = loop.run_in_executor(None, next, chunks, None)
         published = time.monotonic()
-        while pending is not None:
-            chunk = await pending
-            pending = None
-            if chunk is None:
-                break
-            if stopping.is_set():
-                await ctx.db.execute(Q.release_job, id=job_id, lease_id=lease)
-                # Enqueued before this worker exits; if that fails, the relay re-drives the queued job.
-                await ctx.dispatcher.send_now(process_job(job_id))
-                log.info("import handed back for another worker", extra={"job_id": str(job_id)})
-                return "released"
-            # Read the next chunk while this one is written.
-            pending = loop.run_in_executor(None, next, chunks, None)
-            try:
-                await _commit_chunk(ctx, job, lease, totals, chunk)
-            except CancelRequested:
-                return await _finish(ctx, job, lease, totals, "cancelled")
-            if time.monotonic() - published >= PROGRESS_EVERY:
-                published = time.monotonic()
-                cancel = await ctx.db.fetch_val(
-                    Q.write_progress, id=job_id, lease_id=lease, progress=totals.progress, **totals.counters()
-                )
-                if cancel is None:
-                    raise LeaseLost("the job row no longer carries this lease")
+        planned = replace(totals)  # the totals once every chunk handed out so far has committed
+        categories_done: asyncio.Future[None] | None = None
+        halted = False  # asked to stop: the chunks not yet handed out are left for another worker
+        try:
+            while True:
+                chunk = await pending if pending is not None else None
+                pending = None
+                if chunk is not None and stopping.is_set():
+                    chunk, halted = None, True
+                if chunk is not None:
+                    # Read the next chunk while this one is written.
+                    pending = loop.run_in_executor(None, next, chunks, None)
+                    previous = writing[-1][0] if writing else None
+                    mine: asyncio.Future[None] = loop.create_future()
+                    planned = planned.after(chunk, job["dry_run"])
+                    task = asyncio.create_task(
+                        _commit_chunk(ctx, job, lease, planned, chunk, previous, categories_done, mine)
+                    )
+                    writing.append((task, planned))
+                    categories_done = mine
+                if not writing:
+                    break
+                if chunk is not None and len(writing) < CHUNKS_IN_FLIGHT:
+                    continue  # hand out the next chunk before waiting for this one
+                task, committed = writing.popleft()
+                await task
+                totals = committed
+                if time.monotonic() - published >= PROGRESS_EVERY:
+                    published = time.monotonic()
+                    cancel = await ctx.db.fetch_val(
+                        Q.write_progress, id=job_id, lease_id=lease, progress=totals.progress, **totals.counters()
+                    )
+                    if cancel is None:
+                        raise LeaseLost("the job row no longer carries this lease")
+        except CancelRequested:
+            return await _finish(ctx, job, lease, await _settle(writing, totals), "cancelled")
+        except UnreadableFile as exc:
+            return await _finish(ctx, job, lease, await _settle(writing, totals), "failed", str(exc))
+        if halted:
+            await ctx.db.execute(Q.release_job, id=job_id, lease_id=lease)
+            # Enqueued before this worker exits; if that fails, the relay re-drives the queued job.
+            await ctx.dispatcher.send_now(process_job(job_id))
+            log.info("import handed back for another worker", extra={"job_id": str(job_id)})
+            return "released"
         return await _finish(ctx, job, lease, totals, "completed")
-    except UnreadableFile as exc:
-        return await _finish(ctx, job, lease, totals, "failed", str(exc))
     finally:
+        # Only after an error: no chunk transaction may outlive this attempt at the job.
+        await asyncio.gather(*(task for task, _ in writing), return_exceptions=True)
         if pending is not None:
             # The reader may not be closed under a thread still inside it.
             await asyncio.wait([pending])
         reader.close()
 
 
-async def _commit_chunk(ctx: Context, job: asyncpg.Record, lease: UUID, totals: Totals, chunk: Any) -> None:
-    job_id, user_id = job["id"], job["user_id"]
-    imported = 0 if job["dry_run"] else len(chunk.valid)
-    failed_rows = chunk.failed
-    async with ctx.db.transaction(), ctx.db.connection() as conn:
-        # A chunk lost to a database crash is re-done from the checkpoint it would have advanced, so
-        # its commit need not wait for the WAL flush.
-        await conn.execute("SET LOCAL synchronous_commit = off")
-        guard = await conn.fetchrow(Q.chunk_guard.sql, *Q.chunk_guard.args({"id": job_id, "lease_id": lease}))
-        if guard is None or not guard["owned"]:
-            raise LeaseLost("deleted" if guard is None else "taken over by another worker")
-        if guard["cancel_requested"]:
-            raise CancelRequested
-        if imported:
-            names = {row[CATEGORY] for row in chunk.valid if row[CATEGORY]}
-            categories = await tasks.category_ids(conn, user_id, names) if names else {}
-            ids = uuid7_batch(len(chunk.valid))
-            await conn.copy_records_to_table(
-                "tasks",
-                columns=TASK_COLUMNS,
-                records=[
-                    (task_id, user_id, t, d, st, p, due, categories[c.lower()] if c else None, job_id)
-                    for task_id, (t, d, st, p, due, c, _row) in zip(ids, chunk.valid, strict=True)
-                ],
-            )
-        if chunk.errors:
-            await conn.copy_records_to_table(
-                "import_errors", columns=ERROR_COLUMNS, records=_error_records(job_id, chunk)
-            )
+async def _settle(writing: deque[tuple[asyncio.Task[None], Totals]], totals: Totals) -> Totals:
+    """Waits for the chunks still being written, in order; the totals once those that could commit did.
+    After a cancelled chunk the later ones fail as well (each waits for the one before it)."""
+    while writing:
+        task, planned = writing.popleft()
         try:
-            checkpoint = {
-                "job_id": job_id,
-                "seq": totals.seq + 1,
-                "rows_consumed": chunk.rows_consumed,
-                "rows_imported": totals.rows_imported + imported,
-                "rows_failed": totals.rows_failed + failed_rows,
-                "progress": chunk.progress,
-            }
-            await conn.execute(Q.insert_chunk.sql, *Q.insert_chunk.args(checkpoint))
-        except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as exc:
-            raise LeaseLost(f"chunk {totals.seq + 1} already committed or job deleted ({exc})") from None
-    totals.seq += 1
-    totals.rows_consumed = chunk.rows_consumed
-    totals.rows_imported += imported
-    totals.rows_failed += failed_rows
-    totals.progress = chunk.progress
+            await task
+        except CancelRequested:
+            break
+        totals = planned
+    await asyncio.gather(*(task for task, _ in writing), return_exceptions=True)
+    writing.clear()
+    return totals
+
+
+async def _commit_chunk(
+    ctx: Context,
+    job: asyncpg.Record,
+    lease: UUID,
+    checkpoint: Totals,
+    chunk: Any,
+    previous: asyncio.Task[None] | None,
+    categories_before: asyncio.Future[None] | None,
+    categories_done: asyncio.Future[None],
+) -> None:
+    """Writes one chunk and its checkpoint in one transaction, committed only after `previous` (the
+    chunk before it) committed; rolled back, with the same exception, if that one failed."""
+    job_id, user_id = job["id"], job["user_id"]
+    try:
+        async with ctx.db.transaction(), ctx.db.connection() as conn:
+            # A chunk lost to a database crash is re-done from the checkpoint it would have advanced, so
+            # its commit need not wait for the WAL flush.
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            await _guard(conn, job_id, lease)
+            categories: dict[str, UUID] = {}
+            if not job["dry_run"]:
+                names = {row[CATEGORY] for row in chunk.valid if row[CATEGORY]}
+                if categories_before is not None:
+                    await categories_before
+                if names:
+                    categories = await tasks.category_ids(conn, user_id, names)
+            if not categories_done.done():
+                categories_done.set_result(None)
+            try:
+                await _write(conn, job, checkpoint, chunk, categories)
+            except asyncpg.ForeignKeyViolationError as exc:
+                # The job (or its account) was deleted since the guard read it.
+                raise LeaseLost(f"job deleted ({exc.constraint_name})") from None
+            except asyncpg.UniqueViolationError:
+                raise LeaseLost(f"chunk {checkpoint.seq} already committed by another worker") from None
+            if previous is not None:
+                await previous
+                # Again now that the chunk before has committed: a cancel asked meanwhile stops the job
+                # at this boundary, as if the chunks had been written one at a time.
+                await _guard(conn, job_id, lease)
+    finally:
+        # Whatever happened, the next chunk may go on (and will fail on this one's outcome if need be).
+        if not categories_done.done():
+            categories_done.set_result(None)
+
+
+async def _write(
+    conn: asyncpg.Connection, job: asyncpg.Record, checkpoint: Totals, chunk: Any, categories: dict[str, UUID]
+) -> None:
+    """A chunk's tasks, its row errors and its checkpoint row (whose key makes a chunk commit once)."""
+    job_id, user_id = job["id"], job["user_id"]
+    if chunk.valid and not job["dry_run"]:
+        ids = uuid7_batch(len(chunk.valid))
+        await conn.copy_records_to_table(
+            "tasks",
+            columns=TASK_COLUMNS,
+            records=[
+                (task_id, user_id, t, d, st, p, due, categories[c.lower()] if c else None, job_id)
+                for task_id, (t, d, st, p, due, c, _row) in zip(ids, chunk.valid, strict=True)
+            ],
+        )
+    if chunk.errors:
+        await conn.copy_records_to_table("import_errors", columns=ERROR_COLUMNS, records=_error_records(job_id, chunk))
+    row = {
+        "job_id": job_id,
+        "seq": checkpoint.seq,
+        "rows_consumed": checkpoint.rows_consumed,
+        "rows_imported": checkpoint.rows_imported,
+        "rows_failed": checkpoint.rows_failed,
+        "progress": checkpoint.progress,
+    }
+    await conn.execute(Q.insert_chunk.sql, *Q.insert_chunk.args(row))
+
+
+async def _guard(conn: asyncpg.Connection, job_id: UUID, lease: UUID) -> None:
+    """LeaseLost unless the job is still this worker's; CancelRequested when a cancel was asked."""
+    guard = await conn.fetchrow(Q.chunk_guard.sql, *Q.chunk_guard.args({"id": job_id, "lease_id": lease}))
+    if guard is None or not guard["owned"]:
+        raise LeaseLost("deleted" if guard is None else "taken over by another worker")
+    if guard["cancel_requested"]:
+        raise CancelRequested
 
 
 def _error_records(job_id: UUID, chunk: Any) -> list[tuple[Any, ...]]:

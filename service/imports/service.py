@@ -167,12 +167,13 @@ async def cancel_job(ctx: Context, user_id: UUID, job_id: UUID) -> asyncpg.Recor
 
 
 async def delete_job(ctx: Context, user_id: UUID, job_id: UUID) -> None:
-    async with ctx.db.transaction():
-        # A running job is cancelled first; the worker notices at its next chunk that the job is gone.
-        await ctx.db.fetch_one(Q.request_cancel, id=job_id, user_id=user_id)
-        row = await ctx.db.fetch_one(Q.delete_job, id=job_id, user_id=user_id)
-        if row is None:
-            raise JobNotFound("No import with this id")
+    # A running job is cancelled first, in a statement of its own: once that is committed, the worker's
+    # chunk transactions see it and roll back, releasing the job row the delete then waits for (it would
+    # otherwise wait behind chunk after chunk, each holding the row while the next one starts).
+    await ctx.db.fetch_one(Q.request_cancel, id=job_id, user_id=user_id)
+    row = await ctx.db.fetch_one(Q.delete_job, id=job_id, user_id=user_id)
+    if row is None:
+        raise JobNotFound("No import with this id")
     if row["file_removed_at"] is None:
         await _remove(Path(row["stored_path"]))
 

@@ -382,14 +382,36 @@ async def test_deleting_a_job_keeps_its_tasks_unlinked(client, ctx, smtp, worker
     assert_problem(await client.delete(f"/api/v1/imports/{job['id']}", headers=headers), 404)
 
 
-async def test_deleting_a_running_job_cancels_it_and_removes_its_file(client, ctx, smtp, settings):
+async def test_deleting_a_running_job_cancels_it_and_removes_its_file(client, ctx, smtp, settings, monkeypatch):
     headers = await user(client, ctx, smtp)
     job = (await upload(client, headers, csv_rows(20_000))).json()
 
     async def delete() -> None:
         assert (await client.delete(f"/api/v1/imports/{job['id']}", headers=headers)).status_code == 204
 
+    # One chunk at a time: the hook runs inside the chain of commits, where a later chunk's transaction
+    # (holding the job row) would wait for it while it waits for that row.
+    monkeypatch.setattr(pipeline, "CHUNKS_IN_FLIGHT", 1)
     assert await _run_with_hook(ctx, job["id"], 2, delete) == "lost"
+    assert await db_value(ctx, "SELECT count(*) FROM import_jobs") == 0
+    assert await db_value(ctx, "SELECT count(*) FROM tasks WHERE import_id IS NOT NULL") == 0
+    assert stored_files(settings) == []
+
+
+async def test_deleting_a_job_while_chunks_are_written_side_by_side_answers_at_once(client, ctx, smtp, settings):
+    import uuid
+
+    headers = await user(client, ctx, smtp)
+    job = (await upload(client, headers, csv_rows(100_000))).json()
+    running = asyncio.create_task(pipeline.run_job(ctx, uuid.UUID(job["id"])))
+    while await db_value(ctx, "SELECT count(*) FROM import_chunks") < 3:
+        assert not running.done()
+        await asyncio.sleep(0.01)
+    started = time.monotonic()
+    assert (await client.delete(f"/api/v1/imports/{job['id']}", headers=headers)).status_code == 204
+    waited = time.monotonic() - started
+    assert await running == "lost"
+    assert waited < 2, f"the delete waited {waited:.1f} s for the worker's chunks"
     assert await db_value(ctx, "SELECT count(*) FROM import_jobs") == 0
     assert await db_value(ctx, "SELECT count(*) FROM tasks WHERE import_id IS NOT NULL") == 0
     assert stored_files(settings) == []
