@@ -13,17 +13,7 @@ from starlette.routing import Mount, Route
 from service.app import create_app
 from tests.processes import Stack, running_stack
 from tests.reporting import report, terminal_summary  # noqa: F401  (the `report` fixture)
-from tests.tasks.conftest import User, make_user
-
-
-@pytest.fixture
-async def alice(client, ctx, smtp) -> User:
-    return await make_user(client, ctx, smtp, "alice@example.com")
-
-
-@pytest.fixture
-async def bob(client, ctx, smtp) -> User:
-    return await make_user(client, ctx, smtp, "bob@example.com")
+from tests.tasks.conftest import alice, bob  # noqa: F401  (the same two users as the tasks tests)
 
 
 def route_table(settings: Any) -> list[tuple[str, str]]:
