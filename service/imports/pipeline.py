@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -74,7 +74,7 @@ class CancelRequested(Exception):
     pass
 
 
-@dataclass
+@dataclass(frozen=True)
 class Totals:
     seq: int = 0
     rows_consumed: int = 0
@@ -153,7 +153,7 @@ async def _process(ctx: Context, job: asyncpg.Record, lease: UUID, totals: Total
         loop = asyncio.get_running_loop()
         pending = loop.run_in_executor(None, next, chunks, None)
         published = time.monotonic()
-        planned = replace(totals)  # the totals once every chunk handed out so far has committed
+        planned = totals  # the totals once every chunk handed out so far has committed
         categories_done: asyncio.Future[None] | None = None
         halted = False  # asked to stop: the chunks not yet handed out are left for another worker
         try:
