@@ -10,6 +10,7 @@ and asyncpg caches each statement as a prepared statement.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -25,6 +26,8 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _NAME = re.compile(r"^--\s*name:\s*([a-z0-9-]+)\s*$", re.MULTILINE)
 # `:param`, but neither the `::type` cast nor a `:` inside a word.
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+log = logging.getLogger("tasklane.db")
+CLOSE_WAIT = 30.0  # seconds a closing pool waits for its connections to come back
 
 
 @dataclass(frozen=True)
@@ -143,8 +146,14 @@ class Database:
         self._asyncpg_pool = getattr(getattr(self.pool, "_backend", None), "_pool", None)
 
     async def disconnect(self) -> None:
-        if self.pool.is_connected:
-            await self.pool.disconnect()
+        if not self.pool.is_connected:
+            return
+        try:
+            await asyncio.wait_for(self.pool.disconnect(), CLOSE_WAIT)
+        except TimeoutError:
+            # A connection never came back (a task cancelled in a `databases` COMMIT leaves its connection
+            # checked out); asyncpg terminates the pool when its close is cut short. A stop never hangs.
+            log.warning("database pool closed by force: a connection was still checked out")
 
     def transaction(self) -> databases.core.Transaction:
         return self.pool.transaction()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 
+import asyncpg
 import pytest
 
 from tests.support import AppClient, assert_problem, free_port
@@ -91,3 +94,26 @@ async def test_unexpected_errors_are_a_bare_500_problem(client, app_client, monk
     assert "secret internals" not in response.text
     assert problem["detail"] == "An unexpected error occurred"
     assert response.headers["X-Request-ID"]
+
+
+async def test_closing_the_pool_never_waits_forever_for_a_connection_that_was_not_given_back(database, monkeypatch):
+    from service import db as db_module
+
+    monkeypatch.setattr(db_module, "CLOSE_WAIT", 0.5)
+    db = db_module.Database(database)
+    await db.connect()
+    conn = await db._asyncpg_pool.acquire()  # checked out and never released, as a leak would leave it
+    pid = conn.get_server_pid()
+    started = time.monotonic()
+    await db.disconnect()
+    assert time.monotonic() - started < 3
+    probe = await asyncpg.connect(database)
+    try:
+        for _ in range(50):  # the server notices the closed socket at once, or nearly
+            if not await probe.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the checked-out connection was left open")
+    finally:
+        await probe.close()

@@ -6,6 +6,7 @@ Order matters: AsyncIO must come first so the event loop exists before the hooks
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -118,6 +119,7 @@ REDRIVERS: list[Callable[[Context], Awaitable[list[Any]]]] = [
     _housekeeping,
 ]
 RELAY_LOCK = int.from_bytes(b"tl-relay", "big") >> 1
+RELAY_STOP_WAIT = 15.0  # seconds a stopping worker lets a sweep in progress finish
 
 
 class Relay(Middleware):
@@ -127,18 +129,31 @@ class Relay(Middleware):
 
     def __init__(self) -> None:
         self._stop = threading.Event()
+        self._wake = asyncio.Event()
         self._future: Future[None] | None = None
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         loop_thread = get_event_loop_thread()
         assert loop_thread is not None
-        self._stop = threading.Event()
+        self._stop, self._wake = threading.Event(), asyncio.Event()
         self._future = asyncio.run_coroutine_threadsafe(self._loop(broker), loop_thread.loop)
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        # The loop is asked to stop, not cancelled: a cancel landing in a sweep's COMMIT would leave its
+        # connection checked out for good (`databases` releases it only after a completed COMMIT or
+        # ROLLBACK), and closing the pool would then wait forever.
         self._stop.set()
-        if self._future is not None:
+        loop_thread = get_event_loop_thread()
+        if self._future is None or loop_thread is None:
+            return
+        loop_thread.loop.call_soon_threadsafe(self._wake.set)
+        try:
+            self._future.result(timeout=RELAY_STOP_WAIT)
+        except TimeoutError:
+            log.warning("relay sweep still running at shutdown, cancelled")
             self._future.cancel()
+        except Exception as exc:
+            log.warning("relay stopped with an error", extra={"error": repr(exc)})
 
     async def _loop(self, broker: dramatiq.Broker) -> None:
         interval = resources.ctx.settings.relay_interval
@@ -147,7 +162,8 @@ class Relay(Middleware):
                 await sweep(resources.ctx, broker)
             except Exception as exc:
                 log.warning("relay sweep failed", extra={"error": repr(exc)})
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
 
 
 async def sweep(ctx: Context, broker: dramatiq.Broker) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -621,6 +622,28 @@ async def test_worker_relay_delivers_an_event_whose_message_was_lost(ctx, clean,
         await asyncio.sleep(1.0)  # more relay sweeps: nothing is sent twice
     assert len(receiver.received()) == 1
     assert receiver.received()[0].verify(ctx.settings.webhook_secret)["type"] == "import.completed"
+
+
+async def test_a_stopping_worker_lets_the_relay_sweep_in_progress_finish(ctx, clean, monkeypatch):
+    # Cancelling a sweep could land in its COMMIT and leave a pooled connection checked out for good, so
+    # that the worker's stop then waited forever on the pool: the sweep is let finish instead.
+    from workers import broker as worker_broker
+
+    entered, finished = threading.Event(), threading.Event()
+
+    async def slow_redrive(_ctx: Context) -> list[Job]:
+        entered.set()
+        await asyncio.sleep(1.0)  # inside the sweep's transaction
+        finished.set()
+        return []
+
+    monkeypatch.setattr(worker_broker, "REDRIVERS", [slow_redrive])
+    with running_worker():
+        assert await asyncio.to_thread(entered.wait, 10)
+        stopping = time.monotonic()
+    assert finished.is_set()
+    assert time.monotonic() - stopping < worker_broker.RELAY_STOP_WAIT
+    assert await db_value(ctx, "SELECT 1") == 1  # the test's own pool is unaffected
 
 
 async def test_a_hanging_receiver_does_not_hold_the_worker_thread(ctx, clean, webhook_receiver):
