@@ -63,7 +63,7 @@ FROM task t;
 -- name: get-task
 -- Returns one task of the user as the API shows it, or nothing.
 SELECT t.id, t.title, t.description, t.status, t.priority, t.due_date, c.name AS category,
-       t.created_at, t.updated_at, t.import_id
+       t.created_at, t.updated_at, (SELECT j.id FROM import_jobs j WHERE j.id = t.import_id) AS import_id
 FROM tasks t
 LEFT JOIN categories c ON c.id = t.category_id
 WHERE t.id = :id AND t.user_id = :user_id;
@@ -84,7 +84,7 @@ WITH task AS (
     RETURNING *
 )
 SELECT t.id, t.title, t.description, t.status, t.priority, t.due_date, c.name AS category,
-       t.created_at, t.updated_at, t.import_id
+       t.created_at, t.updated_at, (SELECT j.id FROM import_jobs j WHERE j.id = t.import_id) AS import_id
 FROM task t
 LEFT JOIN categories c ON c.id = t.category_id;
 
@@ -132,7 +132,7 @@ SELECT (SELECT row_to_json(item) FROM (
             SELECT t.id, t.title, t.description, t.status, t.priority, t.due_date, c.name AS category,
                    to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS created_at,
                    to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS updated_at,
-                   t.import_id
+                   (SELECT j.id FROM import_jobs j WHERE j.id = t.import_id) AS import_id
         ) item)::text AS item,
        t.id, t.created_at, t.due_date, t.priority
 FROM tasks t

@@ -54,6 +54,16 @@ def stored_files(settings) -> list[Path]:
     return sorted(Path(settings.upload_dir).glob("*"))
 
 
+async def assert_unlinked(client, ctx, headers) -> None:
+    """The tasks a deleted job had committed stay, and none of them names an import any more."""
+    assert await db_value(ctx, "SELECT count(*) FROM tasks") > 0
+    page = (await client.get("/api/v1/tasks?limit=100", headers=headers)).json()["items"]
+    assert page and {task["import_id"] for task in page} == {None}
+    # Every task, as the API would show it (the page above is a sample).
+    shown = "SELECT count(*) FROM tasks t WHERE EXISTS (SELECT 1 FROM import_jobs j WHERE j.id = t.import_id)"
+    assert await db_value(ctx, shown) == 0
+
+
 async def test_a_csv_import_creates_tasks_and_reports_every_bad_row(client, ctx, smtp, worker, settings):
     headers = await user(client, ctx, smtp)
     response = await upload(client, headers, GOOD_AND_BAD)
@@ -378,7 +388,13 @@ async def test_deleting_a_job_keeps_its_tasks_unlinked(client, ctx, smtp, worker
     assert (await client.delete(f"/api/v1/imports/{job['id']}", headers=headers)).status_code == 204
     assert_problem(await client.get(f"/api/v1/imports/{job['id']}", headers=headers), 404)
     assert await db_value(ctx, "SELECT count(*) FROM import_errors") == 0
-    assert await db_value(ctx, "SELECT count(*) FROM tasks WHERE import_id IS NULL") == 3
+    # The tasks stay, no longer linked to an import.
+    tasks = (await client.get("/api/v1/tasks", headers=headers)).json()["items"]
+    assert len(tasks) == 3
+    assert {task["import_id"] for task in tasks} == {None}
+    assert (await client.get(f"/api/v1/tasks/{tasks[0]['id']}", headers=headers)).json()["import_id"] is None
+    patched = await client.patch(f"/api/v1/tasks/{tasks[0]['id']}", json={"status": "done"}, headers=headers)
+    assert patched.json()["import_id"] is None
     assert_problem(await client.delete(f"/api/v1/imports/{job['id']}", headers=headers), 404)
 
 
@@ -394,7 +410,7 @@ async def test_deleting_a_running_job_cancels_it_and_removes_its_file(client, ct
     monkeypatch.setattr(pipeline, "CHUNKS_IN_FLIGHT", 1)
     assert await _run_with_hook(ctx, job["id"], 2, delete) == "lost"
     assert await db_value(ctx, "SELECT count(*) FROM import_jobs") == 0
-    assert await db_value(ctx, "SELECT count(*) FROM tasks WHERE import_id IS NOT NULL") == 0
+    await assert_unlinked(client, ctx, headers)
     assert stored_files(settings) == []
 
 
@@ -413,7 +429,7 @@ async def test_deleting_a_job_while_chunks_are_written_side_by_side_answers_at_o
     assert await running == "lost"
     assert waited < 2, f"the delete waited {waited:.1f} s for the worker's chunks"
     assert await db_value(ctx, "SELECT count(*) FROM import_jobs") == 0
-    assert await db_value(ctx, "SELECT count(*) FROM tasks WHERE import_id IS NOT NULL") == 0
+    await assert_unlinked(client, ctx, headers)
     assert stored_files(settings) == []
 
 
