@@ -111,7 +111,8 @@ SELECT c.id, c.name, c.created_at,
 FROM category c;
 
 -- name: delete-category
--- Deletes one category of the user (its tasks stay, uncategorised); returns its id when it existed.
+-- Deletes one category of the user; returns its id when it existed. Its tasks stay, and show no category
+-- (their category_id names a row that is gone: see migration 0007).
 DELETE FROM categories WHERE id = :id AND user_id = :user_id RETURNING id;
 
 -- The task list is assembled (service/tasks/listing.py) from the template `list-tasks` and the
