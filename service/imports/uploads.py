@@ -54,7 +54,7 @@ class _Receiver:
         self.file_field = file_field
         self.allowed = fields
         self.max_bytes = max_bytes
-        self.events: list[tuple[str, bytes]] = []
+        self.events: list[tuple[str, bytes | memoryview]] = []
         self.upload: Upload | None = None
         self.fields: dict[str, str] = {}
         self.hash = hashlib.sha256() if digest else None
@@ -71,11 +71,18 @@ class _Receiver:
         def add(name: str):
             return lambda data=b"", start=0, end=0: self.events.append((name, data[start:end]))
 
-        return {
+        def add_part_data(data: bytes, start: int, end: int) -> None:
+            # A view, not a copy, of the network chunk (bytes: immutable while the view lives): file bytes
+            # are then copied once, into the write buffer, as a bare endpoint copies them once.
+            self.events.append(("part_data", memoryview(data)[start:end] if type(data) is bytes else data[start:end]))
+
+        callbacks: dict[str, object] = {
             f"on_{name}": add(name)
-            for name in ("part_begin", "part_data", "part_end", "header_field", "header_value", "header_end",
-                         "headers_finished", "end")
+            for name in ("part_begin", "part_end", "header_field", "header_value", "header_end", "headers_finished",
+                         "end")
         }  # fmt: skip
+        callbacks["on_part_data"] = add_part_data
+        return callbacks
 
     async def handle_events(self) -> None:
         events, self.events = self.events, []
@@ -117,7 +124,7 @@ class _Receiver:
         else:
             raise Unprocessable(f"Unknown form field '{name}'", errors=[{"field": name, "message": "Unknown field"}])
 
-    async def _data(self, data: bytes) -> None:
+    async def _data(self, data: bytes | memoryview) -> None:
         if self._target == "file":
             assert self.upload is not None
             self.upload.size += len(data)
@@ -135,8 +142,7 @@ class _Receiver:
 
     async def _flush(self) -> None:
         if self.buffer and self.handle is not None:
-            chunk = bytes(self.buffer)
-            self.buffer.clear()
+            chunk, self.buffer = self.buffer, bytearray()  # handed to the writer thread as it is, not copied
             if self.hash is not None:
                 self.hash.update(chunk)
             await self.handle.write(chunk)
