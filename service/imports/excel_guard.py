@@ -16,6 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from xml.etree import ElementTree
 
+from service.imports import biff
 from service.imports.exceptions import UnreadableFile
 
 # Calamine holds ~85 bytes per cell at peak (1M rows x 6 columns: 561 MB RSS); 7.5M cells keeps a worker
@@ -58,11 +59,27 @@ class SheetExtent:
 
 
 def check_xls(path: str | os.PathLike[str]) -> None:
+    """Refuse .xls files whose sheets would not fit in memory: calamine builds every sheet on opening one
+    (a 6 KB file with one cell at IV65536 took 1 GB), so the cells of all sheets count."""
     size = os.path.getsize(path)
     if size > MAX_XLS_BYTES:
         raise UnreadableFile(
             f"{_TOO_LARGE}: the .xls file is {size / (1 << 20):.0f} MB, the limit is "
             f"{MAX_XLS_BYTES >> 20} MB. Save it as .xlsx or CSV."
+        )
+    try:
+        book = biff.scan(path)
+    except biff.NotBiff as exc:
+        raise UnreadableFile(f"The workbook could not be read: {exc}.") from None
+    if book is None or book.encrypted:
+        return  # nothing to measure: the reader reports it as password-protected (or unreadable)
+    cells = sum(rows * columns for rows, columns in book.extents)
+    if cells > MAX_CELLS:
+        rows, columns = max(book.extents, key=lambda extent: extent[0] * extent[1])
+        sheets = f"its {len(book.extents)} sheets span" if len(book.extents) > 1 else "its sheet spans"
+        raise UnreadableFile(
+            f"{_TOO_LARGE}: {sheets} {cells:,} cells (the largest {rows:,} rows by {columns:,} columns; the "
+            f"limit is {MAX_CELLS:,}, every sheet of an .xls counting). {_SPLIT_HINT}"
         )
 
 

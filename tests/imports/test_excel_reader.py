@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import struct
 import zipfile
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
-from service.imports import UnreadableFile, excel_guard, open_reader
+from service.imports import UnreadableFile, biff, excel_guard, open_reader
 from tests.imports.helpers import inline_row, messages, read_all, write_bytes, write_raw_xlsx, write_xls, write_xlsx
 
 ROWS = [
@@ -178,3 +179,86 @@ def test_an_xls_beyond_the_size_cap_is_refused(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(excel_guard, "MAX_XLS_BYTES", 1024)
     with pytest.raises(UnreadableFile, match=r"too large to import: the \.xls file"):
         open_reader(path, "xls")
+
+
+def _record(kind: int, data: bytes = b"") -> bytes:
+    return struct.pack("<HH", kind, len(data)) + data
+
+
+def _cell(kind: int, row: int, col: int, rest: bytes = b"\x00" * 6) -> bytes:
+    return _record(kind, struct.pack("<HHH", row, col, 0) + rest)
+
+
+def _biff(globals_extra: bytes, *sheets: bytes) -> bytes:
+    """A Workbook stream: globals (BOF, a BOUNDSHEET per sheet pointing at it, EOF), then the sheets."""
+    bof, eof = _record(0x0809, b"\x00\x06\x05\x00" + b"\x00" * 12), _record(0x000A)
+    boundsheet_size = len(_record(0x0085, b"\x00" * 10))
+    offset = len(bof) + len(globals_extra) + boundsheet_size * len(sheets) + len(eof)
+    entries = b""
+    for sheet in sheets:
+        entries += _record(0x0085, struct.pack("<IBB", offset, 0, 0) + b"\x02\x00ab")
+        offset += len(bof) + len(sheet) + len(eof)
+    return bof + globals_extra + entries + eof + b"".join(bof + sheet + eof for sheet in sheets)
+
+
+def test_the_xls_scan_reads_the_cell_positions_calamine_reads() -> None:
+    mulrk = _record(0x00BD, struct.pack("<HH", 9, 2) + b"\x00" * 18 + struct.pack("<H", 4))  # row 9, C..E
+    # An embedded chart is a BOF..EOF of its own inside the sheet: what follows it still counts, and so
+    # does what is inside it (whether calamine would read it or not, counting it is the safe side).
+    chart = _record(0x0809, b"\x00" * 16) + _cell(0x0203, 25, 0) + _record(0x000A)
+    first = (
+        _cell(0x00FD, 0, 0) + mulrk + chart + _cell(0x0203, 20, 6)
+        + _cell(0x0201, 65535, 255) + _record(0x00BE, struct.pack("<HHHHH", 70, 0, 0, 0, 250))  # blanks: ignored
+    )  # fmt: skip
+    second = _cell(0x027E, 3, 7)
+    assert biff._scan_stream(_biff(b"", first, second)) == biff.Workbook(False, [(26, 7), (4, 8)])
+    # An encrypted workbook's cell records are ciphered: nothing can be measured, the reader reports it.
+    assert biff._scan_stream(_biff(_record(0x002F, b"\x01\x00"), first)) == biff.Workbook(True, [])
+
+
+def test_a_sheet_pointing_past_the_end_of_the_xls_is_unreadable() -> None:
+    stream = _biff(b"", _cell(0x0203, 1, 1))
+    broken = stream.replace(struct.pack("<I", stream.index(b"\x09\x08", 4)), struct.pack("<I", 10**6), 1)
+    with pytest.raises(biff.NotBiff, match="past the end"):
+        biff._scan_stream(broken)
+
+
+@pytest.mark.parametrize(
+    "sheets",
+    [
+        {"Tasks": [["title", "priority", "due_date"], *[[f"t{i}", i % 5 + 1, date(2026, 1, 1)] for i in range(3000)]]},
+        {"Tasks": [[None, None, "title"], [None, None, 1.5], [], [None, None, None, None, "x"]], "More": [["a", 2]]},
+        {"Tasks": [["title"]], "Empty": [], "Wide": [[None] * 200 + [1]]},
+    ],
+    ids=["one-sheet", "offset-and-two-sheets", "empty-and-wide-sheets"],
+)
+def test_the_xls_scan_agrees_with_calamine_on_every_sheet(tmp_path: Path, sheets: dict[str, list[list]]) -> None:
+    from python_calamine import CalamineWorkbook
+
+    first, *others = sheets.items()
+    path = write_xls(tmp_path, first[1], **dict(others))
+    workbook = CalamineWorkbook.from_path(str(path))
+    by_calamine = []
+    for index in range(len(workbook.sheet_names)):
+        end = workbook.get_sheet_by_index(index).end
+        by_calamine.append((end[0] + 1, end[1] + 1) if end else (0, 0))
+    assert biff.scan(path) == biff.Workbook(False, by_calamine)
+
+
+def test_far_cells_on_any_xls_sheet_are_refused_before_calamine_builds_them(tmp_path: Path) -> None:
+    far = [[None] * 255 + ["x"] for _ in range(1)]
+    path = write_xls(tmp_path, [["title"], ["a"]], Other=[["x"], *([[]] * 65534), *far])
+    with pytest.raises(UnreadableFile, match=r"too large to import: its 2 sheets span 16,777,218 cells \(the largest "
+                       r"65,536 rows by 256 columns"):  # fmt: skip
+        open_reader(path, "xls")
+    # Formatting alone (a blank cell with a fill at IV65536) costs calamine nothing, so it does not count.
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Tasks")
+    sheet.write(0, 0, "title")
+    sheet.write(1, 0, "a")
+    sheet.write(65535, 255, None, xlwt.easyxf("pattern: pattern solid;"))
+    book.save(str(tmp_path / "styled.xls"))
+    assert biff.scan(tmp_path / "styled.xls") == biff.Workbook(False, [(2, 1)])
+    assert read_all(tmp_path / "styled.xls", "xls")[0][0][0] == "a"

@@ -4,6 +4,7 @@ bytes or bytes that are no text at all."""
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from functools import cache
@@ -139,6 +140,21 @@ def lying_workbook() -> bytes:
     members = [(name, *deflated(d)) for name, d in parts]
     members.append(("xl/worksheets/sheet1.xml", packed, zlib.crc32(real[:cut]), csize, cut))
     return zip_archive(members)
+
+
+def far_xls() -> bytes:
+    """A 6 KB .xls whose second sheet holds one cell at IV65536: calamine builds every sheet of an .xls when
+    it opens one, a 65,536 x 256 grid here (~0.5-1 GB) for a file whose first sheet has two rows."""
+    import xlwt
+
+    book = xlwt.Workbook()
+    tasks = book.add_sheet("Tasks")
+    tasks.write(0, 0, "title")
+    tasks.write(1, 0, "a task")
+    book.add_sheet("Notes").write(65535, 255, "far")
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 def csv_long_line(size: int = 100 << 20) -> bytes:

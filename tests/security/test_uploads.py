@@ -1,5 +1,6 @@
 """Hostile uploads through the real web and worker processes: zip bombs (one renamed .xlsx, two posing as
-workbooks), a workbook lying about its sizes, a billion-cell dimension claim, a cell at XFD1048576, NUL
+workbooks), a workbook lying about its sizes, a billion-cell dimension claim, a cell at XFD1048576 (and at
+IV65536 in an .xls), NUL
 escapes in cells, a CSV with a 100 MB line, NUL bytes, bytes that are no text, formula cells. Each is
 refused at upload (415) or fails its job with a clear error, or imports only what is valid; errors.csv
 defuses formulas; both processes stay up with bounded memory (RSS sampled from /proc throughout)."""
@@ -53,6 +54,8 @@ CASES = [
          lambda: hostile.workbook(hostile.sheet([["title"], ["a"]], extra=b'<row r="1048576">'
                                                 + hostile.cell("XFD1048576", "x") + b"</row>")),
          job_status="failed", error="17,179,869,184 cells"),
+    Case("xls with one cell at IV65536 on its second sheet", "far.xls", hostile.far_xls,
+         job_status="failed", error="16,777,218 cells"),
     Case("NUL escapes (_x0000_) in workbook cells", "nul.xlsx",
          lambda: hostile.workbook(hostile.sheet([["title", "n_x0000_"], ["bad_x0000_title", "d_x0000_"], ["ok", ""]])),
          job_status="completed", imported=1, failed=1),
