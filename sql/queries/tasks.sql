@@ -133,7 +133,9 @@ SELECT (SELECT row_to_json(item) FROM (
             SELECT t.id, t.title, t.description, t.status, t.priority, t.due_date, c.name AS category,
                    to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS created_at,
                    to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS updated_at,
-                   (SELECT j.id FROM import_jobs j WHERE j.id = t.import_id) AS import_id
+                   -- Only while the import exists (migration 0007); tasks created by hand skip the lookup.
+                   CASE WHEN t.import_id IS NOT NULL THEN (SELECT j.id FROM import_jobs j WHERE j.id = t.import_id)
+                   END AS import_id
         ) item)::text AS item,
        t.id, t.created_at, t.due_date, t.priority
 FROM tasks t
