@@ -150,7 +150,7 @@ class TaskOut(BaseModel):
     category: str | None
     created_at: datetime
     updated_at: datetime
-    import_id: UUID | None
+    import_id: UUID | None = Field(description="The import that created the task, while that import exists")
 
 
 class TaskPage(BaseModel):

@@ -71,7 +71,10 @@ def flood(port: int, head: bytes, chunked: bool, total: int = TWO_GIB) -> tuple[
                 try:
                     n = s.send(pending)
                 except (BrokenPipeError, ConnectionResetError):
+                    # The server closed while we were still sending; its answer may have arrived between
+                    # select() and send() and still wait in our receive buffer: read it before leaving.
                     closed = True
+                    answer += _leftover(s)
                     break
                 sent += n
                 pending = pending[n:] if n < len(pending) else memoryview(chunk)
@@ -80,6 +83,17 @@ def flood(port: int, head: bytes, chunked: bool, total: int = TWO_GIB) -> tuple[
                 break
     status_line = answer.split(b"\r\n", 1)[0].decode(errors="replace")
     return status_line, sent, time.monotonic() - started, closed
+
+
+def _leftover(s: socket.socket) -> bytes:
+    data = b""
+    s.settimeout(1)
+    try:
+        while chunk := s.recv(65536):
+            data += chunk
+    except OSError:  # reset, or nothing more within a second
+        pass
+    return data
 
 
 def multipart_head(boundary: str, headers: dict[str, str], length: str | None) -> bytes:
