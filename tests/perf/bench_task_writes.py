@@ -79,6 +79,13 @@ async def _records(conn: asyncpg.Connection) -> list[tuple[Any, ...]]:
     ]
 
 
+async def _copy(conn: asyncpg.Connection, table: str, records: list[tuple[Any, ...]]) -> None:
+    """As the import worker writes: binary COPY, one transaction per CHUNK rows."""
+    for start in range(0, len(records), CHUNK):
+        async with conn.transaction():
+            await conn.copy_records_to_table(table, columns=COLUMNS, records=records[start : start + CHUNK])
+
+
 async def _copy_seconds(
     conn: asyncpg.Connection, records: list[tuple[Any, ...]], ddl: Sequence[str], built_after: Sequence[str] = ()
 ) -> float:
@@ -88,9 +95,7 @@ async def _copy_seconds(
         await conn.execute(statement)
     await conn.execute("CHECKPOINT")  # each run starts without the previous one's dirty pages
     t0 = time.perf_counter()
-    for start in range(0, len(records), CHUNK):
-        async with conn.transaction():
-            await conn.copy_records_to_table(TABLE, columns=COLUMNS, records=records[start : start + CHUNK])
+    await _copy(conn, TABLE, records)
     for statement in built_after:
         await conn.execute(statement)
     return time.perf_counter() - t0
@@ -99,9 +104,7 @@ async def _copy_seconds(
 async def _delete_seconds(conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> tuple[float, float]:
     """Deleting the records' import job once they are in the real tasks table, and (the baseline) deleting
     a job that created no task: what DELETE /imports/{id} spends in the database besides the row."""
-    for start in range(0, len(records), CHUNK):
-        async with conn.transaction():
-            await conn.copy_records_to_table("tasks", columns=COLUMNS, records=records[start : start + CHUNK])
+    await _copy(conn, "tasks", records)
     user_id, job_id = records[0][1], records[0][-1]
     timings = []
     for job in (job_id, await conn.fetchval(_EMPTY_JOB, user_id)):

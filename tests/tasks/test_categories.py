@@ -170,7 +170,7 @@ async def test_deleting_a_category_keeps_its_tasks_uncategorised(alice, client):
     assert everything == {"a": None, "b": None, "c": "Home", "d": "work"}
 
 
-async def test_deleting_a_category_while_tasks_are_created_in_it_never_fails(alice, client, ctx):
+async def test_deleting_a_category_while_tasks_are_created_in_it_never_fails(alice, client):
     await alice.create(title="seed", category="Busy")
     category = (await categories(alice))[0]
 
