@@ -15,7 +15,7 @@ from tests.support import recreate_database
 
 @pytest.fixture
 async def scratch_url(settings) -> str:
-    url = settings.database_url.rsplit("/", 1)[0] + "/tasklane_test_migrate"
+    url = settings.database_url + "_migrate"  # beside the run's own database, so parallel runs never share it
     await recreate_database(url)
     return url
 
