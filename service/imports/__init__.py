@@ -3,11 +3,12 @@
 No database, HTTP or broker here; the upload endpoint and the worker build on this interface.
 """
 
-from service.imports.exceptions import ImportFileError, UnreadableFile, UnsupportedFile
+from service.imports.exceptions import EmptyFile, ImportFileError, MappingError, UnreadableFile, UnsupportedFile
 from service.imports.export import csv_line, defuse, error_record, errors_header, group_by_row, render_errors_csv
 from service.imports.filenames import safe_filename
+from service.imports.headers import FIELDS, Options, parse_options
 from service.imports.readers import Reader, open_reader
-from service.imports.rows import FIELDS, VALID_COLUMNS, Chunk, RowError, ValidRow
+from service.imports.rows import VALID_COLUMNS, Chunk, RowError, RowWarning, ValidRow
 from service.imports.sniff import SNIFF_BYTES, Kind, sniff
 
 __all__ = [
@@ -15,10 +16,14 @@ __all__ = [
     "SNIFF_BYTES",
     "VALID_COLUMNS",
     "Chunk",
+    "EmptyFile",
     "ImportFileError",
     "Kind",
+    "MappingError",
+    "Options",
     "Reader",
     "RowError",
+    "RowWarning",
     "UnreadableFile",
     "UnsupportedFile",
     "ValidRow",
@@ -28,6 +33,7 @@ __all__ = [
     "errors_header",
     "group_by_row",
     "open_reader",
+    "parse_options",
     "render_errors_csv",
     "safe_filename",
     "sniff",

@@ -1,57 +1,53 @@
 """Streaming CSV reader: encoding and delimiter decided up front, rows read in chunks with flat memory.
 
 Before any row is yielded, one pass over the bytes in 1 MiB blocks settles what would otherwise fail half-way
-through an import: the encoding (UTF-8, with or without BOM, else Windows-1252; never a switch after rows were
-imported), NUL bytes, and lines too long to be a task list (which also bounds the memory the csv module uses).
+through an import: the encoding (UTF-8, with or without BOM, else Windows-1252, or UTF-16 with its BOM as
+Excel's "Unicode Text" writes it; never a switch after rows were imported), NUL characters, and lines too
+long to be a task list (which also bounds the memory the csv module uses). Then the sample at the start of
+the file decides the delimiter, the header row (a title line above it is fine) and the layout.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import os
 from collections.abc import Iterator
 from itertools import islice
 
-from service.imports.exceptions import UnreadableFile
-from service.imports.rows import (
-    FIELDS,
-    Chunk,
-    check_rows,
-    make_checker,
-    map_header,
-    normalise_name,
-)
+from service.imports.exceptions import EmptyFile, MappingError, UnreadableFile
+from service.imports.headers import HEADER_SEARCH_ROWS, Options, find_header
+from service.imports.layout import SAMPLE_ROWS, Layout, plan
+from service.imports.rows import Chunk, check_rows, make_checker
 from service.imports.sniff import CP1252_UNDEFINED
 
 BLOCK_BYTES = 1 << 20
 MAX_LINE_BYTES = 4 << 20  # a task row is a few KB; a longer line is a broken or hostile file
 FIELD_LIMIT = 1 << 20  # csv.field_size_limit: bounds a quoted value that never closes
-SAMPLE_CHARS = 256 << 10  # text read to find the header and the delimiter
-SAMPLE_ROWS = 50
+SAMPLE_CHARS = 256 << 10  # text read to find the header and the delimiter, and to decide date orders
+SAMPLE_BYTES = SAMPLE_CHARS * 4  # bytes that always hold SAMPLE_CHARS characters, whatever the encoding
 DELIMITERS = (",", ";", "\t", "|")
 _NEWLINES = (b"\n", b"\r")
+_UTF16_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 
 
 class CsvReader:
     kind = "csv"
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], options: Options | None = None, *, whole: bool = True) -> None:
+        """`whole=False` reads only the file's first SAMPLE_BYTES to decide the encoding (a preview, or a
+        check at upload); the importer checks the whole file first, so it never switches mid-way."""
         self.path = os.fspath(path)
         self.size = os.path.getsize(self.path)
-        self.encoding, self._offset = detect_encoding(self.path)
-        self.delimiter, header, self._header_row = self._detect_layout()
-        columns = map_header(header)
-        self.header: list[str] = columns.header
-        self.columns = columns
-        self.warnings: list[str] = list(columns.warnings)
+        self.encoding, self._offset = detect_encoding(self.path) if whole else sniff_encoding(self.path)
+        self.delimiter, self.layout = self._detect_layout(options)
+        self.header: list[str] = self.layout.header
+        self.header_row = self.layout.header_row
+        self.warnings: list[str] = list(self.layout.warnings)
         self.total_rows: int | None = None  # unknown without reading the file; progress is by bytes
-        self._check = make_checker(columns)
-
-    @property
-    def header_row(self) -> int:
-        return self._header_row
+        self._check = make_checker(self.layout)
 
     def close(self) -> None:
         """Nothing is held open between calls to `chunks`; here for the Reader interface."""
@@ -65,25 +61,37 @@ class CsvReader:
     def _open_text(self) -> tuple[io.BufferedReader, io.TextIOWrapper]:
         raw = open(self.path, "rb")  # noqa: SIM115 (closed through the wrapper by the caller)
         raw.seek(self._offset)
-        # newline="" so the csv module sees CRLF/LF itself and keeps newlines inside quoted values.
-        return raw, io.TextIOWrapper(raw, encoding=self.encoding, newline="")
+        # newline="" so the csv module sees CRLF/LF itself and keeps newlines inside quoted values. The
+        # whole file was checked first; "replace" only matters for a preview of a file's first bytes, which
+        # may end inside a character.
+        return raw, io.TextIOWrapper(raw, encoding=self.encoding, errors="replace", newline="")
 
-    def _detect_layout(self) -> tuple[str, list[str], int]:
+    def _detect_layout(self, options: Options | None) -> tuple[str, Layout]:
         _raw, text = self._open_text()
         with text:
             sample = text.read(SAMPLE_CHARS)
         if not sample.strip():
-            raise UnreadableFile("The file is empty: a header row with a 'title' column is required.")
-        best: tuple[tuple[int, int, int], str, list[str], int] | None = None
+            raise EmptyFile("The file is empty: a header row with a title column is required.")
+        # Each delimiter is tried on the sample; the one under which a header row names the most fields
+        # (then: the most rows as wide as the header, the widest header) is the file's.
+        best: tuple[tuple[int, int, int, int], str, list[list[str]], Exception | None] | None = None
         for delimiter in DELIMITERS:
-            header, header_row, records = _parse_sample(sample, delimiter)
-            known = _known_columns(header)
-            consistent = sum(1 for r in records if len(r) == len(header))
-            score = (known, consistent, len(header))
+            records = _parse_sample(sample, delimiter)
+            problem: Exception | None = None
+            try:
+                at, found = find_header(records, options)
+                score = (2, len(found.index), _consistent(records, at), len(records[at]))
+            except MappingError as exc:  # a header row, but the mapping does not fit it
+                problem, score = exc, (1, 0, 0, 0)
+            except UnreadableFile as exc:
+                problem, score = exc, (0, 0, 0, 0)
             if best is None or score > best[0]:
-                best = (score, delimiter, header, header_row)
+                best = (score, delimiter, records, problem)
         assert best is not None
-        return best[1], best[2], best[3]
+        _score, delimiter, records, problem = best
+        if problem is not None:
+            raise problem
+        return delimiter, plan(records, options, delimiter=delimiter)
 
     def chunks(self, size: int = 10_000, skip: int = 0) -> Iterator[Chunk]:
         """Yield chunks of up to `size` data rows, after skipping the first `skip` data rows.
@@ -96,15 +104,21 @@ class CsvReader:
             raise ValueError("size must be >= 1 and skip >= 0")
         csv.field_size_limit(FIELD_LIMIT)  # process-wide; 1 MiB is far above any legitimate task cell
         check = self._check
-        header_row = self._header_row
+        layout = self.layout
+        layout.section[0] = ""
+        header_row = self.header_row
         row = header_row
         raw, text = self._open_text()
         with text:
             reader = csv.reader(text, delimiter=self.delimiter)
             try:
-                for _ in range(header_row):  # the blank lines before the header, then the header
+                for _ in range(header_row):  # the rows above the header (title lines, blanks), then the header
                     next(reader)
-                if skip:
+                if skip and layout.sections is not None:
+                    for cells in islice(reader, skip):
+                        layout.track(cells)
+                        row += 1
+                elif skip:
                     row += sum(1 for _ in islice(reader, skip))
                 while True:
                     chunk = check_rows(reader, size, row, check)
@@ -116,8 +130,11 @@ class CsvReader:
                     yield chunk
             except csv.Error as exc:
                 raise UnreadableFile(f"Row {row + 1} could not be read as CSV: {_explain(exc)}") from None
-            except UnicodeDecodeError:  # the first pass rules this out; kept so it can never crash a job
-                raise UnreadableFile(f"Row {row + 1} is not valid {self.encoding} text.") from None
+
+
+def _consistent(records: list[list[str]], header_at: int) -> int:
+    width = len(records[header_at])
+    return sum(1 for r in records[header_at + 1 :] if len(r) == width)
 
 
 def _explain(exc: csv.Error) -> str:
@@ -127,34 +144,20 @@ def _explain(exc: csv.Error) -> str:
     return message
 
 
-def _parse_sample(sample: str, delimiter: str) -> tuple[list[str], int, list[list[str]]]:
+def _parse_sample(sample: str, delimiter: str) -> list[list[str]]:
+    """The sample's records: the rows the header is searched in, then the data rows decisions are made from."""
     reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
-    header: list[str] = []
-    header_row = 0
     records: list[list[str]] = []
-    try:
-        for cells in reader:
-            if not header:
-                header_row += 1
-                if any(c.strip() for c in cells):
-                    header = cells
-                continue
-            records.append(cells)
-            if len(records) >= SAMPLE_ROWS:
-                break
-    except csv.Error:
-        pass  # the sample may end inside a quoted value; what was read is enough to choose
-    if records and not _ends_cleanly(sample):
+    # The sample may end inside a quoted value; what was read is enough to choose.
+    with contextlib.suppress(csv.Error):
+        records.extend(islice(reader, HEADER_SEARCH_ROWS + SAMPLE_ROWS))
+    if len(records) > 1 and not _ends_cleanly(sample):
         records.pop()  # probably cut by the sample boundary
-    return header, header_row, records
+    return records
 
 
 def _ends_cleanly(sample: str) -> bool:
     return len(sample) < SAMPLE_CHARS or sample.endswith(("\n", "\r"))
-
-
-def _known_columns(header: list[str]) -> int:
-    return sum(1 for cell in header if normalise_name(cell.lstrip("\ufeff")) in FIELDS)
 
 
 def detect_encoding(path: str) -> tuple[str, int]:
@@ -162,6 +165,12 @@ def detect_encoding(path: str) -> tuple[str, int]:
 
     Raises UnreadableFile for NUL bytes, bytes that are neither UTF-8 nor Windows-1252, and over-long lines.
     """
+    with open(path, "rb") as f:
+        bom = f.read(2)
+    for mark, codec in _UTF16_BOMS:
+        if bom == mark:
+            _check_utf16(path, codec)
+            return codec, len(mark)
     decoder = codecs.getincrementaldecoder("utf-8")()
     utf8 = cp1252 = True
     offset = 0
@@ -218,3 +227,46 @@ def detect_encoding(path: str) -> tuple[str, int]:
     raise UnreadableFile(
         f"Line {line} is longer than {MAX_LINE_BYTES // (1 << 20)} MiB: this does not look like a task list."
     )
+
+
+def _check_utf16(path: str, codec: str) -> None:
+    """The UTF-16 counterpart of the checks above, on decoded text (every other byte of ASCII is NUL)."""
+    decoder = codecs.getincrementaldecoder(codec)()
+    line = 1
+    since_newline = 0
+    with open(path, "rb") as f:
+        f.seek(2)
+        while block := f.read(BLOCK_BYTES):
+            try:
+                text = decoder.decode(block)
+            except UnicodeDecodeError:
+                raise UnreadableFile(f"The file is not valid {codec.upper()} text (around line {line}).") from None
+            if "\x00" in text:
+                line += text.count("\n", 0, text.index("\x00"))
+                raise UnreadableFile(f"The file contains NUL characters (line {line}): it is not CSV text.")
+            last = max(text.rfind("\n"), text.rfind("\r"))
+            since_newline = since_newline + len(text) if last < 0 else len(text) - last - 1
+            if since_newline > MAX_LINE_BYTES // 2:
+                limit = MAX_LINE_BYTES // (1 << 20)
+                raise UnreadableFile(f"Line {line} is longer than {limit} MiB: this does not look like a task list.")
+            line += text.count("\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise UnreadableFile(f"The file is not valid {codec.upper()} text: it ends inside a character.") from None
+
+
+def sniff_encoding(path: str) -> tuple[str, int]:
+    """The encoding (codec, bytes to skip) as the file's first SAMPLE_BYTES show it, without reading on."""
+    with open(path, "rb") as f:
+        head = f.read(SAMPLE_BYTES)
+    for mark, codec in ((codecs.BOM_UTF8, "utf-8"), *_UTF16_BOMS):
+        if head.startswith(mark):
+            return codec, len(mark)
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < SAMPLE_BYTES)
+        return "utf-8", 0
+    except UnicodeDecodeError:
+        if any(b in head for b in CP1252_UNDEFINED) or b"\x00" in head:
+            raise UnreadableFile("The file is not text in UTF-8, Windows-1252 or UTF-16.") from None
+        return "cp1252", 0

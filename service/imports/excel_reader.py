@@ -14,8 +14,11 @@ from itertools import islice
 from python_calamine import CalamineWorkbook, PasswordError
 
 from service.imports import excel_guard
-from service.imports.exceptions import UnreadableFile
-from service.imports.rows import Chunk, as_text, check_rows, is_blank, make_checker, map_header
+from service.imports.cells import is_blank
+from service.imports.exceptions import EmptyFile, UnreadableFile
+from service.imports.headers import HEADER_SEARCH_ROWS, Options
+from service.imports.layout import SAMPLE_ROWS, plan
+from service.imports.rows import Chunk, check_rows, make_checker
 from service.imports.sniff import OLE2_MAGIC
 
 ENCRYPTED_MESSAGE = "The workbook is password-protected. Remove the password (or save a copy without one) and retry."
@@ -24,7 +27,7 @@ _ENCRYPTED_STREAMS = ("EncryptedPackage".encode("utf-16-le"), "EncryptionInfo".e
 
 
 class ExcelReader:
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], options: Options | None = None) -> None:
         self.path = os.fspath(path)
         with open(self.path, "rb") as f:
             magic = f.read(len(OLE2_MAGIC))
@@ -46,15 +49,17 @@ class ExcelReader:
         # python-calamine 0.9), so the n-th row it yields is spreadsheet row n; columns start at the data.
         end = self._sheet.end
         self._height = end[0] + 1 if end else 0
-        header_index, header = self._find_header()
-        self._header_index = header_index
-        self.header_row = header_index + 1
-        columns = map_header(header)
-        self.header: list[str] = columns.header
-        self.columns = columns
-        self.warnings.extend(columns.warnings)
-        self.total_rows: int | None = max(self._height - header_index - 1, 0)
-        self._check = make_checker(columns)
+        # The header is searched in the first rows, and slash-date orders decided from the rows after it.
+        first = list(islice(self._sheet.iter_rows(), HEADER_SEARCH_ROWS + SAMPLE_ROWS))  # type: ignore[attr-defined]
+        if all(is_blank(cells) for cells in first):
+            raise EmptyFile("The first sheet is empty: a header row with a title column is required.")
+        self.layout = plan(first, options)
+        self.header: list[str] = self.layout.header
+        self.header_row = self.layout.header_row
+        self._header_index = self.header_row - 1
+        self.warnings.extend(self.layout.warnings)
+        self.total_rows: int | None = max(self._height - self.header_row, 0)
+        self._check = make_checker(self.layout)
 
     def _load(self) -> tuple[CalamineWorkbook, object]:
         try:
@@ -74,12 +79,6 @@ class ExcelReader:
             if "password" in str(exc).lower() or "encrypt" in str(exc).lower():
                 raise UnreadableFile(ENCRYPTED_MESSAGE) from None
             raise UnreadableFile(f"The workbook could not be read: {_first_line(exc)}.") from None
-
-    def _find_header(self) -> tuple[int, list[str]]:
-        for index, cells in enumerate(self._sheet.iter_rows()):  # type: ignore[attr-defined]
-            if not is_blank(cells):
-                return index, [as_text(c) for c in cells]
-        raise UnreadableFile("The first sheet is empty: a header row with a 'title' column is required.")
 
     def close(self) -> None:
         workbook = getattr(self, "_workbook", None)
@@ -104,8 +103,13 @@ class ExcelReader:
         check = self._check
         total = self.total_rows or 0
         rows = self._sheet.iter_rows()  # type: ignore[attr-defined]
-        consumed = sum(1 for _ in islice(rows, self._header_index + 1 + skip)) - self._header_index - 1
-        consumed = max(consumed, 0)
+        layout = self.layout
+        layout.section[0] = ""
+        consumed = sum(1 for _ in islice(rows, self._header_index + 1))
+        for cells in islice(rows, skip):
+            layout.track(cells)
+            consumed += 1
+        consumed = max(consumed - self._header_index - 1, 0)
         row = self.header_row + consumed
         while True:
             chunk = check_rows(rows, size, row, check)

@@ -20,3 +20,15 @@ class UnreadableFile(ImportFileError):
 
     The worker ends the job `failed` with this message as its `error`.
     """
+
+
+class MappingError(ImportFileError):
+    """The `mapping` or `preset` a client sent does not fit the file (HTTP 422), with an error per entry."""
+
+    def __init__(self, message: str, errors: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class EmptyFile(UnreadableFile):
+    """Nothing but blank space: refused at upload (HTTP 422) rather than made a job that fails."""

@@ -14,7 +14,8 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 
-from service.imports.rows import RowError, normalise_name
+from service.imports.headers import normalise
+from service.imports.rows import RowError
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 ERROR_COLUMN = "error"
@@ -35,7 +36,7 @@ def csv_line(cells: Iterable[str]) -> str:
 def error_column_index(header: list[str]) -> int | None:
     """Where an existing `error` column is (a re-uploaded errors.csv): reuse it rather than add another."""
     for i, cell in enumerate(header):
-        if normalise_name(cell) == ERROR_COLUMN:
+        if normalise(cell) == ERROR_COLUMN:
             return i
     return None
 

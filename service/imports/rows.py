@@ -2,37 +2,35 @@
 
 Shared by the CSV and the Excel readers. Every field goes through `service.tasks.rules`, so an import
 accepts exactly what `POST /tasks` accepts; what is added here is only the coercion a file needs first
-(empty cell -> default, "3.0" -> 3, "In Progress" -> "in_progress", Excel numbers and dates).
+(empty cell -> default, "High" -> 2, "In Progress" -> "in_progress", "Dec 5, 2026" and Excel dates),
+through converters chosen once per file by `layout.py`.
 
-The hot path runs per row on million-row files: one closure, plain tuples, no dict per row, and lookup
-tables built from the rules themselves so the common values cost a dict hit instead of a call.
+The hot path runs per row on million-row files: one closure, plain tuples, no dict per row, and each
+converter behind a cache keyed by the raw cell, so the values a file repeats cost a dict hit.
 """
 
 from __future__ import annotations
 
-import math
-import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import date
 from itertools import islice
+from typing import TYPE_CHECKING
 
-from service.imports.exceptions import UnreadableFile
+from service.imports.cells import as_text, is_blank
+from service.imports.headers import FIELDS
+from service.imports.values import CACHE_MAX, Lenient
 from service.tasks import rules
 
-FIELDS = ("title", "description", "status", "priority", "due_date", "category")
+if TYPE_CHECKING:
+    from service.imports.layout import Layout
+
 # What one valid row is: the task fields in COPY order, then the spreadsheet row number it came from.
 VALID_COLUMNS = (*FIELDS, "row")
 ValidRow = tuple[str, str | None, str, int, date | None, str | None, int]
 
-MAX_WARNED_COLUMNS = 20
 MAX_VALUE_CHARS = 100  # RowError.value is for display; the whole cell stays in RowError.raw
-_CACHE_MAX = 10_000  # distinct due dates / categories remembered per reader
-_ABSENT = sys.maxsize  # index of a column the file does not have: never < len(cells), so reads as ""
-
-# Precomputed through the rules so a hit is exactly what the rule would have returned.
-_PRIORITIES: dict[str, int] = {str(p): rules.priority(p) for p in range(1, 6)}
-_STATUSES: dict[str, str] = {s: rules.status(s) for s in rules.STATUSES}
+_ABSENT = 1 << 62  # index of a column the file does not have: never < len(cells), so reads the default
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +44,16 @@ class RowError:
     raw: list[str]  # the row's cells as text, as in the file, for errors.csv
 
 
+@dataclass(frozen=True, slots=True)
+class RowWarning:
+    """A value that was imported differently from what the cell says (e.g. no due date for "every day")."""
+
+    row: int
+    column: str
+    message: str
+    value: str | None
+
+
 @dataclass(slots=True)
 class Chunk:
     valid: list[ValidRow]
@@ -53,164 +61,52 @@ class Chunk:
     rows_consumed: int  # data rows consumed since the header, in total: pass as `skip=` to resume after it
     rows: int  # data rows consumed by this chunk, blank ones included
     failed: int  # rows of this chunk with at least one error
-    skipped: int  # blank rows of this chunk
+    skipped: int  # blank rows of this chunk (and rows a format says are not tasks, such as Todoist's notes)
     progress: float  # 0..1
-
-
-@dataclass(slots=True)
-class Columns:
-    """Where each task field sits in a row, from the header."""
-
-    header: list[str]  # the header cells as text, as in the file
-    index: dict[str, int]  # field -> 0-based cell index, only for fields the file has
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def width(self) -> int:
-        return len(self.header)
-
-
-def normalise_name(cell: str) -> str:
-    # "  Due Date " and "due-date" both mean due_date: trimmed, case-insensitive, spaces/hyphens as "_".
-    return "_".join(cell.replace("-", " ").split()).casefold()
-
-
-def map_header(header: list[str]) -> Columns:
-    """Find the task fields in a header row; raise UnreadableFile without a title column."""
-    index: dict[str, int] = {}
-    unknown: list[str] = []
-    for i, cell in enumerate(header):
-        name = normalise_name(cell.lstrip("\ufeff"))
-        if not name:
-            continue  # unnamed columns (often just formatting left in a sheet) are ignored silently
-        if name in FIELDS:
-            if name in index:
-                raise UnreadableFile(f"The column '{name}' appears more than once in the header row.")
-            index[name] = i
-        else:
-            unknown.append(cell.strip())
-    if "title" not in index:
-        found = ", ".join(f"'{_short(c.strip(), 40)}'" for c in header[:10] if c.strip()) or "nothing"
-        raise UnreadableFile(
-            "The file has no 'title' column. The first row must name the columns: title (required), "
-            f"description, status, priority, due_date, category. Found: {found}."
-        )
-    warnings = [f"Unknown column '{_short(name, 50)}' ignored" for name in unknown[:MAX_WARNED_COLUMNS]]
-    if len(unknown) > MAX_WARNED_COLUMNS:
-        warnings.append(f"{len(unknown) - MAX_WARNED_COLUMNS} more unknown columns ignored")
-    return Columns(header=header, index=index, warnings=warnings)
+    warnings: list[RowWarning]
 
 
 def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def as_text(value: object) -> str:
-    """A cell as the text a user sees: 42 not 42.0, TRUE/FALSE, ISO dates."""
-    if type(value) is str:
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value.is_integer():
-            return str(int(value))
-        return repr(value) if math.isfinite(value) else ""
-    if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == time() else value.isoformat(sep=" ")
-    if isinstance(value, date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return str(value)
-    return str(value)
-
-
-def is_blank(cells: Sequence[object]) -> bool:
-    for cell in cells:
-        if cell is None or cell == "":
-            continue
-        if type(cell) is str and cell.isspace():
-            continue
-        return False
-    return True
-
-
-# --- coercion before the rules, off the fast path ------------------------------------------------------
-
-
-def coerce_status(value: object) -> str:
-    text = as_text(value)
-    if not text.strip():
-        return rules.DEFAULT_STATUS
-    # "In Progress", " DONE ", "in-progress" -> the canonical spelling; anything else fails in the rule.
-    return rules.status("_".join(text.replace("-", " ").split()).casefold())
-
-
-def coerce_priority(value: object) -> int:
-    if isinstance(value, bool):
-        return rules.priority(value)  # raises: TRUE is not a priority
-    if isinstance(value, int):
-        return rules.priority(value)
-    if isinstance(value, float):
-        return rules.priority(int(value) if value.is_integer() else value)
-    if not isinstance(value, str):
-        return rules.priority(value)  # raises with the rule's message
-    text = value.strip()
-    if not text:
-        return rules.DEFAULT_PRIORITY
-    try:
-        number = int(text)
-    except ValueError:
-        try:
-            real = float(text)  # "3.0", as spreadsheets export whole numbers
-        except ValueError:
-            return rules.priority(value)  # raises "Priority must be a whole number from 1 to 5"
-        if not real.is_integer():
-            return rules.priority(value)  # raises, as above
-        number = int(real)
-    return rules.priority(number)
-
-
-def coerce_due_date(value: object) -> date | None:
-    if isinstance(value, str):
-        text = value.strip()
-        return rules.due_date(text) if text else None
-    if value is None:
-        return None
-    return rules.due_date(value)  # dates and datetimes pass (a datetime becomes its date); numbers fail
-
-
-def coerce_description(value: object) -> str | None:
-    text = as_text(value)
-    return rules.description(text) if text.strip() else None
-
-
 # --- the per-row check ------------------------------------------------------------------------------------
 
-Checker = Callable[[Sequence[object], int, list[ValidRow], list[RowError]], int]
+Checker = Callable[[Sequence[object], int, list[ValidRow], list[RowError], list[RowWarning]], int]
 OK, FAILED, BLANK = 0, 1, 2
 
 
-def make_checker(columns: Columns) -> Checker:
-    """Build the per-row function: `check(cells, row, valid, errors) -> OK | FAILED | BLANK`.
+def _cached(convert: Callable[[object], object], seed: dict[str, object]) -> tuple[dict[str, object], Callable]:
+    """A converter behind a cache of raw text -> value, filled as values are met (up to CACHE_MAX)."""
+    cache = dict(seed)
 
-    It appends a ValidRow to `valid`, or one RowError per bad field to `errors`; a blank row appends nothing.
-    `cells` are strings (CSV) or Excel values (str, int, float, bool, date, datetime, ... with "" for empty).
+    def lookup(value: object) -> object:
+        result = convert(value)  # raises for a bad value: never cached
+        if type(value) is str and len(cache) < CACHE_MAX:
+            cache[value] = result
+        return result
+
+    return cache, lookup
+
+
+def make_checker(layout: Layout) -> Checker:
+    """Build the per-row function: `check(cells, row, valid, errors, warnings) -> OK | FAILED | BLANK`.
+
+    It appends a ValidRow to `valid`, or one RowError per bad field to `errors`, and a RowWarning for a
+    value imported leniently; a blank row appends nothing. `cells` are strings (CSV) or Excel values
+    (str, int, float, bool, date, datetime, ... with "" for empty).
     """
-    idx = columns.index
+    idx = layout.index
     ti = idx["title"]
     di, si, pi, ui, ci = (idx.get(f, _ABSENT) for f in ("description", "status", "priority", "due_date", "category"))
-    width = columns.width
+    width = layout.width
     title_rule, description_rule, category_rule = rules.title, rules.description, rules.category
-    priorities, statuses = _PRIORITIES, _STATUSES
-    default_status, default_priority = rules.DEFAULT_STATUS, rules.DEFAULT_PRIORITY
-    dates: dict[str, date] = {}
+    statuses, convert_status = _cached(layout.status, {"": rules.DEFAULT_STATUS})
+    priorities, convert_priority = _cached(layout.priority, {"": rules.DEFAULT_PRIORITY})
+    dates, convert_due = _cached(layout.due_date, {"": None})
     categories: dict[str, str | None] = {}
-    cache_max = _CACHE_MAX
-    due_rule = rules.due_date
+    cache_max = CACHE_MAX
+    section = layout.section  # a one-item list: the category of rows whose file has no category column
 
     def fail(cells: Sequence[object], row: int, problems: list[tuple[str | None, str, object]], errors: list) -> int:
         raw = [as_text(c) for c in cells]
@@ -219,7 +115,9 @@ def make_checker(columns: Columns) -> Checker:
             errors.append(RowError(row, column, message, shown, raw))
         return FAILED
 
-    def check(cells: Sequence[object], row: int, valid: list[ValidRow], errors: list[RowError]) -> int:
+    def check(
+        cells: Sequence[object], row: int, valid: list[ValidRow], errors: list[RowError], warnings: list[RowWarning]
+    ) -> int:
         n = len(cells)
         problems: list[tuple[str | None, str, object]] | None = None
 
@@ -240,7 +138,8 @@ def make_checker(columns: Columns) -> Checker:
                 if type(value) is str:
                     description = None if value.isspace() else description_rule(value)
                 else:
-                    description = coerce_description(value)
+                    text = as_text(value)
+                    description = description_rule(text) if text.strip() else None
             except ValueError as exc:
                 description = None
                 problems = problems or []
@@ -250,9 +149,9 @@ def make_checker(columns: Columns) -> Checker:
         status = statuses.get(value) if type(value) is str else None
         if status is None:
             try:
-                status = coerce_status(value) if value != "" else default_status
+                status = convert_status(value)
             except ValueError as exc:
-                status = default_status
+                status = rules.DEFAULT_STATUS
                 problems = problems or []
                 problems.append(("status", str(exc), value))
 
@@ -260,31 +159,27 @@ def make_checker(columns: Columns) -> Checker:
         priority = priorities.get(value) if type(value) is str else None
         if priority is None:
             try:
-                priority = coerce_priority(value) if value != "" else default_priority
+                priority = convert_priority(value)
             except ValueError as exc:
-                priority = default_priority
+                priority = rules.DEFAULT_PRIORITY
                 problems = problems or []
                 problems.append(("priority", str(exc), value))
 
         value = cells[ui] if ui < n else ""
-        if value == "":
-            due = None
-        elif type(value) is str and value in dates:
+        if type(value) is str and value in dates:
             due = dates[value]
         else:
             try:
-                if type(value) is str and len(value) == 10:
-                    due = due_rule(value)
-                    if len(dates) < cache_max:
-                        dates[value] = due  # type: ignore[assignment]
-                else:
-                    due = coerce_due_date(value)
+                due = convert_due(value)
+            except Lenient as exc:
+                due = None
+                warnings.append(RowWarning(row, "due_date", str(exc), _short(as_text(value), MAX_VALUE_CHARS)))
             except ValueError as exc:
                 due = None
                 problems = problems or []
                 problems.append(("due_date", str(exc), value))
 
-        value = cells[ci] if ci < n else ""
+        value = cells[ci] if ci < n else section[0]
         if type(value) is str and value in categories:
             category = categories[value]
         else:
@@ -313,10 +208,36 @@ def make_checker(columns: Columns) -> Checker:
 
         if problems:
             return fail(cells, row, problems, errors)
-        valid.append((title, description, status, priority, due, category, row))
+        valid.append((title, description, status, priority, due, category, row))  # type: ignore[arg-type]
         return OK
 
-    return check
+    if layout.sections is None:
+        return check
+    return _with_sections(check, layout, fail)
+
+
+def _with_sections(check: Checker, layout: Layout, fail: Callable) -> Checker:
+    """Todoist's rows: `task` rows are tasks, a `section` row names the category of the tasks after it,
+    `note` rows (comments) and blank rows are skipped. State crosses rows, so resuming replays it
+    (`Layout.track`)."""
+    kind_at, text_at = layout.sections  # type: ignore[misc]
+    section = layout.section
+
+    def check_sections(
+        cells: Sequence[object], row: int, valid: list[ValidRow], errors: list[RowError], warnings: list[RowWarning]
+    ) -> int:
+        kind = as_text(cells[kind_at]).strip().casefold() if kind_at < len(cells) else ""
+        if kind == "task":
+            return check(cells, row, valid, errors, warnings)
+        if kind == "section":
+            section[0] = as_text(cells[text_at]).strip() if text_at < len(cells) else ""
+            return BLANK
+        if kind == "note" or is_blank(cells):
+            return BLANK
+        shown = cells[kind_at] if kind_at < len(cells) else ""
+        return fail(cells, row, [(None, "TYPE must be task, section or note", shown)], errors)
+
+    return check_sections
 
 
 def check_rows(lines: Iterator[Sequence[object]], size: int, row: int, check: Checker) -> Chunk:
@@ -324,11 +245,12 @@ def check_rows(lines: Iterator[Sequence[object]], size: int, row: int, check: Ch
     `progress` are left for the reader to fill in; `rows` is 0 when `lines` was exhausted."""
     valid: list[ValidRow] = []
     errors: list[RowError] = []
+    warnings: list[RowWarning] = []
     failed = blank = rows = 0
     for rows, cells in enumerate(islice(lines, size), start=1):
-        outcome = check(cells, row + rows, valid, errors)
+        outcome = check(cells, row + rows, valid, errors, warnings)
         if outcome == FAILED:
             failed += 1
         elif outcome == BLANK:
             blank += 1
-    return Chunk(valid, errors, 0, rows, failed, blank, 0.0)
+    return Chunk(valid, errors, 0, rows, failed, blank, 0.0, warnings)
