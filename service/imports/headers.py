@@ -223,6 +223,11 @@ def find_header(rows: Sequence[Sequence[object]], options: Options | None = None
         if "title" in found.index:
             _check_mapping_keys(cells, options.mapping)
             return i, found
+        if len(found.index) >= 2:
+            # A header row without a title column: searching on would take a data row for the header
+            # (a status "To do" reads like the title synonym "To do").
+            first = cells
+            break
     if first is None:
         raise EmptyFile("The file is empty: a header row with a title column is required.")
     if options.mapping:

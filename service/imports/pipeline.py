@@ -36,7 +36,7 @@ from service import metrics
 from service.context import Context
 from service.db import Queries
 from service.ids import uuid7_batch
-from service.imports import VALID_COLUMNS, UnreadableFile, open_reader
+from service.imports import VALID_COLUMNS, ImportFileError, Options, UnreadableFile, open_reader
 from service.imports.service import announce_end, process_job, remove_upload
 from service.jobs import Job
 from service.tasks import service as tasks
@@ -47,6 +47,7 @@ PROGRESS_EVERY = 1.0  # seconds between writes of the job row's counters
 HEARTBEAT_EVERY = 5.0
 CHUNKS_IN_FLIGHT = 2  # transactions writing chunks at once (one per core of a small database server)
 CATEGORY = VALID_COLUMNS.index("category")
+MAX_ROW_WARNINGS = 20  # row warnings named one by one in the job's warnings; the rest are counted
 TASK_COLUMNS = ("id", "user_id", "title", "description", "status", "priority", "due_date", "category_id", "import_id")
 ERROR_COLUMNS = ("job_id", "row_number", "seq", "column_name", "message", "value", "raw")
 
@@ -81,16 +82,34 @@ class Totals:
     rows_imported: int = 0
     rows_failed: int = 0
     progress: float = 0.0
+    rows_skipped: int = 0  # blank rows, and rows a format says are not tasks (Todoist's notes, sections)
+    rows_warned: int = 0  # rows imported with a warning (a Todoist date in words: no due date)
+    row_warnings: tuple[str, ...] = ()  # the first MAX_ROW_WARNINGS of them, as the job will list them
 
     def after(self, chunk: Any, dry_run: bool) -> Totals:
         """The totals once `chunk` is committed too."""
+        warned = sorted({w.row for w in chunk.warnings})
+        room = MAX_ROW_WARNINGS - len(self.row_warnings)
+        notes = [f"Row {w.row}: {w.message}" for w in chunk.warnings[:room]] if room > 0 else []
         return Totals(
             seq=self.seq + 1,
             rows_consumed=chunk.rows_consumed,
             rows_imported=self.rows_imported + (0 if dry_run else len(chunk.valid)),
             rows_failed=self.rows_failed + chunk.failed,
             progress=chunk.progress,
+            rows_skipped=self.rows_skipped + chunk.skipped,
+            rows_warned=self.rows_warned + len(warned),
+            row_warnings=(*self.row_warnings, *notes),
         )
+
+    def closing_warnings(self) -> list[str]:
+        """What the job's warnings gain when it ends: the rows read leniently, or that there were no rows."""
+        warnings = list(self.row_warnings)
+        if self.rows_warned > len(self.row_warnings):
+            warnings.append(f"{self.rows_warned - len(self.row_warnings)} more rows were imported with a warning")
+        if self.rows_consumed == self.rows_skipped:
+            warnings.append("The file has a header row but no data rows: nothing was imported")
+        return warnings
 
     def counters(self) -> dict[str, Any]:
         return {
@@ -119,7 +138,15 @@ async def run_job(ctx: Context, job_id: UUID) -> str:
     last = await ctx.db.fetch_one(Q.last_chunk, job_id=job_id)
     totals = Totals()
     if last is not None:
-        totals = Totals(last["seq"], last["rows_consumed"], last["rows_imported"], last["rows_failed"])
+        totals = Totals(
+            last["seq"],
+            last["rows_consumed"],
+            last["rows_imported"],
+            last["rows_failed"],
+            rows_skipped=last["rows_skipped"],
+            rows_warned=last["rows_warned"],
+            row_warnings=tuple(last["row_warnings"]),
+        )
     beat = asyncio.create_task(_heartbeat(ctx, job_id, lease))
     try:
         return await _process(ctx, job, lease, totals)
@@ -132,9 +159,10 @@ async def run_job(ctx: Context, job_id: UUID) -> str:
 
 async def _process(ctx: Context, job: asyncpg.Record, lease: UUID, totals: Totals) -> str:
     job_id = job["id"]
+    options = Options(job["mapping"], job["preset"])
     try:
-        reader = await asyncio.to_thread(open_reader, Path(job["stored_path"]), job["kind"])
-    except UnreadableFile as exc:
+        reader = await asyncio.to_thread(open_reader, Path(job["stored_path"]), job["kind"], options)
+    except ImportFileError as exc:  # unreadable, or (checked at upload already) a mapping that does not fit
         return await _finish(ctx, job, lease, totals, "failed", str(exc))
     except FileNotFoundError:
         return await _finish(ctx, job, lease, totals, "failed", "The uploaded file is no longer available")
@@ -292,6 +320,9 @@ async def _write(
         "rows_imported": checkpoint.rows_imported,
         "rows_failed": checkpoint.rows_failed,
         "progress": checkpoint.progress,
+        "rows_skipped": checkpoint.rows_skipped,
+        "rows_warned": checkpoint.rows_warned,
+        "row_warnings": storable(list(checkpoint.row_warnings)),
     }
     await conn.execute(Q.insert_chunk.sql, *Q.insert_chunk.args(row))
 
@@ -320,9 +351,16 @@ async def _finish(
     ctx: Context, job: asyncpg.Record, lease: UUID, totals: Totals, status: str, error: str | None = None
 ) -> str:
     jobs: list[Job] = []
+    warnings = totals.closing_warnings() if status == "completed" else list(totals.row_warnings)
     async with ctx.db.transaction():
         row = await ctx.db.fetch_one(
-            Q.finish_job, id=job["id"], lease_id=lease, status=status, error=storable(error), **totals.counters()
+            Q.finish_job,
+            id=job["id"],
+            lease_id=lease,
+            status=status,
+            error=storable(error),
+            warnings=storable(warnings),
+            **totals.counters(),
         )
         if row is None:
             raise LeaseLost("could not record the end: lease lost")

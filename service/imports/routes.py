@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -17,30 +19,57 @@ from service import idempotency
 from service.http.auth import current_account
 from service.http.openapi import Body, operation
 from service.imports import service
-from service.imports.schemas import DeliveryList, ImportOut, ImportPage, PageQuery, RowErrorPage
+from service.imports.presets import CHOICES as PRESETS
+from service.imports.schemas import DeliveryList, ImportOut, ImportPage, PageQuery, PreviewOut, RowErrorPage
 from service.imports.uploads import receive_upload
 from service.json import dumps, json_response
 from service.notifications import webhooks
 
-FORM_FIELDS = frozenset({"webhook_url", "dry_run"})
+FORM_FIELDS = frozenset({"webhook_url", "dry_run", "mapping", "preset"})
+PREVIEW_FIELDS = frozenset({"mapping", "preset"})
+FILE_PROPERTY = {
+    "type": "string",
+    "format": "binary",
+    "description": ".csv (or tab-delimited .tsv/.txt), .xlsx or .xls, up to MAX_UPLOAD_BYTES",
+}
+OPTION_PROPERTIES: dict[str, Any] = {
+    "mapping": {
+        "type": "string",
+        "description": "A JSON object of source header -> field name (title, description, status, priority, "
+        "due_date, category) or null to ignore the column; it overrides the matching by header names. A field "
+        "or header that does not exist answers 422.",
+        "example": '{"Task": "title", "When": "due_date", "Owner": null}',
+    },
+    "preset": {
+        "type": "string",
+        "enum": list(PRESETS),
+        "description": "The export format, when it should not be recognised from the header row "
+        "(none: match headers by their names only)",
+    },
+}
 UPLOAD_BODY = Body(
     "multipart/form-data",
     {
         "type": "object",
         "required": ["file"],
         "properties": {
-            "file": {
-                "type": "string",
-                "format": "binary",
-                "description": ".csv, .xlsx or .xls, up to MAX_UPLOAD_BYTES",
-            },
+            "file": FILE_PROPERTY,
             "webhook_url": {
                 "type": "string",
                 "format": "uri",
                 "description": "POSTed a signed event when the job ends",
             },
             "dry_run": {"type": "boolean", "description": "Validate every row, import nothing"},
+            **OPTION_PROPERTIES,
         },
+    },
+)
+PREVIEW_BODY = Body(
+    "multipart/form-data",
+    {
+        "type": "object",
+        "required": ["file"],
+        "properties": {"file": FILE_PROPERTY, **OPTION_PROPERTIES},
     },
 )
 EVENT_POLL = 0.5
@@ -59,7 +88,8 @@ def _query(request: Request, model: type[BaseModel]) -> BaseModel:
     errors=(409, 413, 415),
     headers={202: {"Location": "The import job"}},
     request_headers={"Idempotency-Key": "Retry-safe creation: the same key and file return the first response"},
-    description="Streams the file to disk and queues the job. Only .csv, .xlsx and .xls (checked by content).",
+    description="Streams the file to disk and queues the job. Only .csv (.tsv, .txt), .xlsx and .xls (checked by "
+    "content). An empty file, or a `mapping`/`preset` that does not fit the file's header row, answers 422.",
 )
 async def create(request: Request) -> Response:
     account = await current_account(request)
@@ -75,6 +105,30 @@ async def create(request: Request) -> Response:
     )
     outcome = await service.create_job(request.state.ctx, account.id, job_id, upload, key)
     return outcome.response()
+
+
+@operation(
+    summary="Preview how a file would be imported, without importing it",
+    tag="imports",
+    body=PREVIEW_BODY,
+    responses={200: PreviewOut},
+    errors=(413, 415, 422),
+    description="Reads the start of the file (a CSV file is not read to its end: send `mapping` and `preset` "
+    "before `file`), and answers with the format found, the header row, the proposed mapping and the first "
+    "rows as they would be imported. Creates no job and keeps nothing. A file the import would refuse, or a "
+    "mapping that does not fit it, answers 422 with the reason.",
+)
+async def preview(request: Request) -> Response:
+    await current_account(request)
+    scratch = Path(tempfile.gettempdir()) / f"tasklane-preview-{uuid.uuid4()}.part"
+    upload = await receive_upload(
+        request,
+        scratch,
+        max_bytes=request.state.settings.max_upload_bytes,
+        fields=PREVIEW_FIELDS,
+        enough=service.preview_has_enough,
+    )
+    return json_response(await service.preview_upload(upload))
 
 
 @operation(summary="The user's import jobs, newest first", tag="imports", query=PageQuery, responses={200: ImportPage})
@@ -189,6 +243,7 @@ async def events(request: Request) -> Response:
 
 routes = [
     Route("/api/v1/imports", create, methods=["POST"]),
+    Route("/api/v1/imports/preview", preview, methods=["POST"]),
     Route("/api/v1/imports", list_imports, methods=["GET"]),
     Route("/api/v1/imports/{id}", get_import, methods=["GET"]),
     Route("/api/v1/imports/{id}", delete, methods=["DELETE"]),

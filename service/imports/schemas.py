@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
@@ -61,3 +61,52 @@ class RowErrorOut(BaseModel):
 class RowErrorPage(BaseModel):
     items: list[RowErrorOut]
     next_cursor: str | None
+
+
+TaskField = Literal["title", "description", "status", "priority", "due_date", "category"]
+
+
+class ColumnMatch(BaseModel):
+    header: str = Field(description="The header cell as written in the file")
+    field: TaskField | None = Field(description="The task field this column fills, or null: ignored")
+    matched: Literal["exact", "synonym", "preset", "explicit"] | None = Field(
+        description="How: the field's own name, one of its synonyms, the recognised format's column, or `mapping`"
+    )
+
+
+class PreviewTask(BaseModel):
+    title: str
+    description: str | None
+    status: Literal["todo", "in_progress", "done"]
+    priority: int = Field(ge=1, le=5, description="1 is the most urgent, 5 the least")
+    due_date: date | None
+    category: str | None
+
+
+class PreviewIssue(BaseModel):
+    column: str | None = Field(description="The task field, or null for the whole row")
+    message: str
+    value: str | None
+
+
+class PreviewRow(BaseModel):
+    row: int = Field(description="Row number as a spreadsheet shows it")
+    task: PreviewTask | None = Field(description="The task as it would be imported; null when the row has errors")
+    errors: list[PreviewIssue]
+    warnings: list[PreviewIssue]
+
+
+class PreviewOut(BaseModel):
+    format: Literal["csv", "xlsx", "xls"]
+    encoding: str | None = Field(description="CSV only: utf-8, cp1252, utf-16-le or utf-16-be")
+    delimiter: str | None = Field(description="CSV only")
+    preset: Literal["todoist", "asana", "jira", "clickup"] | None = Field(
+        description="The export format recognised (or named by `preset`), null for none"
+    )
+    header_row: int = Field(ge=1, description="Row number of the header row (title lines above it are skipped)")
+    headers: list[str]
+    mapping: list[ColumnMatch] = Field(description="One entry per header cell, in file order")
+    unmatched: list[str] = Field(description="Headers no field was matched to: ignored on import")
+    warnings: list[str]
+    rows: list[PreviewRow] = Field(description="The first data rows (about 20) as they would be imported")
+    partial: bool = Field(description="Only the start of the file was read (enough for the preview)")

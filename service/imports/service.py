@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,26 @@ from service import idempotency, pagination
 from service.context import Context
 from service.db import Queries
 from service.errors import Conflict, NotFound, Unprocessable, UnsupportedMediaType
-from service.imports import FIELDS, UnsupportedFile, csv_line, error_record, errors_header, safe_filename, sniff
+from service.imports import (
+    FIELDS,
+    EmptyFile,
+    Kind,
+    MappingError,
+    Options,
+    UnreadableFile,
+    UnsupportedFile,
+    csv_line,
+    error_record,
+    errors_header,
+    open_reader,
+    parse_options,
+    safe_filename,
+    sniff,
+)
+from service.imports.csv_reader import SAMPLE_BYTES
 from service.imports.export import BOM
+from service.imports.preview import preview
+from service.imports.sniff import EXTENSIONS, extension
 from service.imports.uploads import Upload
 from service.jobs import Job
 from service.logs import request_id_var
@@ -31,6 +50,9 @@ PUBLIC = (
     "progress", "warnings", "error", "created_at", "started_at", "finished_at", "webhook_url",
 )  # fmt: skip
 CSV_BATCH = 1000
+# A workbook is loaded whole to read its first rows (calamine reads no other way): one at a time per web
+# process, so previews and checks at upload cannot add up to several workbooks in memory.
+_WORKBOOK_SLOT = threading.BoundedSemaphore(1)
 
 
 class JobNotFound(NotFound):
@@ -67,12 +89,9 @@ def _parse_bool(name: str, value: str | None) -> bool:
 async def create_job(ctx: Context, user_id: UUID, job_id: UUID, upload: Upload, key: str | None) -> idempotency.Outcome:
     """Turn a streamed upload into a queued job; the upload's file is moved under its final name or removed."""
     s = ctx.settings
+    kind = await sniff_upload(upload)
     try:
-        kind = await asyncio.to_thread(sniff, upload.filename, upload.head, upload.path)
-    except UnsupportedFile as exc:
-        await upload.discard()
-        raise UnsupportedMediaType(str(exc)) from None
-    try:
+        options = await check_upload(upload, kind)
         dry_run = _parse_bool("dry_run", upload.fields.get("dry_run"))
         url = (upload.fields.get("webhook_url") or "").strip() or None
         if url is not None:
@@ -96,6 +115,8 @@ async def create_job(ctx: Context, user_id: UUID, job_id: UUID, upload: Upload, 
             dry_run=dry_run,
             webhook_url=url,
             request_id=request_id_var.get(),
+            mapping=options.mapping,
+            preset=options.preset,
         )
         jobs.append(process_job(job_id))
         return idempotency.Outcome.json(202, public(row), {"Location": f"/api/v1/imports/{job_id}"})
@@ -114,6 +135,88 @@ async def create_job(ctx: Context, user_id: UUID, job_id: UUID, upload: Upload, 
         await _remove(final)
     ctx.dispatcher.dispatch_soon(*jobs)
     return outcome
+
+
+async def sniff_upload(upload: Upload) -> Kind:
+    """The kind of an uploaded file (415 for what is not a task list, 422 for an empty file); a refused
+    upload's file is removed."""
+    try:
+        if upload.size == 0:
+            raise Unprocessable("The file is empty", errors=[{"field": "file", "message": "The file is empty"}])
+        return await asyncio.to_thread(sniff, upload.filename, upload.head, upload.path)
+    except UnsupportedFile as exc:
+        await upload.discard()
+        raise UnsupportedMediaType(str(exc)) from None
+    except Unprocessable:
+        await upload.discard()
+        raise
+
+
+def upload_options(fields: dict[str, str]) -> Options:
+    """The `mapping` and `preset` form fields; 422 naming what is wrong."""
+    try:
+        return parse_options(fields.get("mapping"), fields.get("preset"))
+    except MappingError as exc:
+        raise Unprocessable(str(exc), errors=exc.errors) from None
+
+
+async def check_upload(upload: Upload, kind: Kind) -> Options:
+    """What is refused at upload rather than left to a job that would fail: an empty file, and a mapping
+    or preset that does not fit the file's header. Only the start of a CSV file is read; a workbook is
+    opened only when the client sent a mapping or preset to check. Other problems (a corrupt workbook,
+    no title column) still fail the job, with the reason, as they always have."""
+    options = upload_options(upload.fields)
+    if kind != "csv" and options == Options():
+        return options
+    try:
+        await asyncio.to_thread(_inspect, upload.path, kind, options)
+    except EmptyFile as exc:
+        raise Unprocessable(str(exc), errors=[{"field": "file", "message": str(exc)}]) from None
+    except MappingError as exc:
+        raise Unprocessable(str(exc), errors=exc.errors) from None
+    except UnreadableFile:
+        pass
+    return options
+
+
+def _inspect(path: Path, kind: str, options: Options) -> None:
+    with _workbook_slot(kind), open_reader(path, kind, options, whole=False):
+        pass
+
+
+@contextlib.contextmanager
+def _workbook_slot(kind: str) -> Iterator[None]:
+    if kind == "csv":
+        yield
+        return
+    with _WORKBOOK_SLOT:
+        yield
+
+
+def preview_has_enough(upload: Upload) -> bool:
+    """A preview of a CSV file needs its start only: what the importer decides from (the header search
+    and the sample the date orders come from). A workbook is a zip, readable only whole."""
+    return EXTENSIONS.get(extension(upload.filename)) == "csv" and upload.size >= SAMPLE_BYTES
+
+
+async def preview_upload(upload: Upload) -> dict[str, Any]:
+    """The preview of an upload (received whole, or only its start); the file is removed afterwards."""
+    try:
+        kind = await sniff_upload(upload)
+        options = upload_options(upload.fields)
+        try:
+            return await asyncio.to_thread(_preview, upload.path, kind, options, not upload.complete)
+        except MappingError as exc:
+            raise Unprocessable(str(exc), errors=exc.errors) from None
+        except UnreadableFile as exc:
+            raise Unprocessable(str(exc), errors=[{"field": "file", "message": str(exc)}]) from None
+    finally:
+        await upload.discard()
+
+
+def _preview(path: Path, kind: str, options: Options, partial: bool) -> dict[str, Any]:
+    with _workbook_slot(kind):
+        return preview(path, kind, options, partial=partial)
 
 
 async def get_job(ctx: Context, user_id: UUID, job_id: UUID) -> asyncpg.Record:

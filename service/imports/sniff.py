@@ -21,8 +21,9 @@ OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ZIP_MAGIC = b"PK\x03\x04"
 # Bytes 0x81 0x8D 0x8F 0x90 0x9D have no character in Windows-1252: text holding them is neither encoding.
 CP1252_UNDEFINED = b"\x81\x8d\x8f\x90\x9d"
-EXTENSIONS: dict[str, Kind] = {".csv": "csv", ".xlsx": "xlsx", ".xls": "xls"}
-ALLOWED = "Only .csv, .xlsx and .xls files can be imported."
+# .tsv and .txt: tab-delimited text, which is what Excel's "Unicode Text" (UTF-16) saves as .txt.
+EXTENSIONS: dict[str, Kind] = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".xls": "xls"}
+ALLOWED = "Only .csv, .xlsx and .xls files (and tab-delimited .tsv or .txt text) can be imported."
 
 # Well-known binary signatures, to name what was uploaded instead of a vague refusal.
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -71,8 +72,13 @@ def sniff(filename: str, head: bytes, path: str | os.PathLike[str] | None = None
 
 
 def _check_text(head: bytes) -> None:
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise UnsupportedFile("This CSV file is UTF-16 text; save it as CSV UTF-8 (or Windows-1252) and retry.")
+    for bom, codec in ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if head.startswith(bom):  # Excel's "Unicode Text": every ASCII character has a NUL byte
+            try:
+                codecs.getincrementaldecoder(codec)().decode(head[len(bom) :], final=False)
+            except UnicodeDecodeError:
+                raise UnsupportedFile("This text file starts like UTF-16 but is not UTF-16 text.") from None
+            return
     for magic, what in _SIGNATURES:
         if head.startswith(magic):
             raise UnsupportedFile(f"This .csv file is not text (it looks like {what}).")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ WRITE_BUFFER = 1024 * 1024
 HEAD_BYTES = 8192
 # Room for the multipart framing and the small text fields around the file.
 ENVELOPE_BYTES = 64 * 1024
-FIELD_LIMIT = 4096
+FIELD_LIMIT = 32 * 1024  # a `mapping` for a wide export (Jira writes 100+ columns) is the largest field
 
 
 class MissingFile(MalformedBody):
@@ -40,6 +41,7 @@ class Upload:
     head: bytes = b""
     fields: dict[str, str] = field(default_factory=dict)
     sha256: str | None = None
+    complete: bool = True  # False when the caller had `enough` of the file before its end
 
     async def discard(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -157,6 +159,18 @@ class _Receiver:
                 raise MalformedBody(f"The '{self._target}' field is not valid UTF-8") from None
         self._target = None
 
+    @property
+    def in_file(self) -> bool:
+        """Whether the file part is being received (started, not yet ended)."""
+        return self._target == "file"
+
+    async def stop_early(self) -> None:
+        assert self.upload is not None
+        await self._flush()
+        await self.close()
+        self.upload.fields = self.fields
+        self.upload.complete = False
+
     async def close(self) -> None:
         if self.handle is not None:
             await self.handle.close()
@@ -171,10 +185,13 @@ async def receive_upload(
     file_field: str = "file",
     fields: set[str] | frozenset[str] = frozenset(),
     digest: bool = False,
+    enough: Callable[[Upload], bool] | None = None,
 ) -> Upload:
     """Stream a multipart/form-data body: its one file to `path`, its small text `fields` into memory.
     With `digest`, the SHA-256 of file and fields is computed on the way (for idempotency fingerprints).
-    Any failure removes what was written."""
+    With `enough`, reading stops as soon as it says the file received so far is enough (`complete` is then
+    False, and fields sent after the file are not seen); the rest of the body is left unread, for the
+    server to discard once the response is sent. Any failure removes what was written."""
     content_type, params = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data":
         raise UnsupportedMediaType("Send the file as multipart/form-data")
@@ -195,6 +212,9 @@ async def receive_upload(
                 raise PayloadTooLarge(f"The file may be at most {max_bytes} bytes")
             parser.write(chunk)
             await receiver.handle_events()
+            if enough is not None and receiver.in_file and enough(receiver.upload):  # type: ignore[arg-type]
+                await receiver.stop_early()
+                return receiver.upload
         parser.finalize()
         await receiver.handle_events()
         if not receiver.ended:

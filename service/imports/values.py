@@ -43,6 +43,7 @@ ORDER_NAMES: dict[Order, str] = {"mdy": "month-first (MM/DD/YYYY)", "dmy": "day-
 
 STATUS_MESSAGE = "Status must be one of todo, in_progress, done (or a word such as to do, in progress, closed)"
 PRIORITY_MESSAGE = "Priority must be a whole number from 1 to 5 (1 the most urgent) or a word such as high or low"
+WHOLE_PRIORITY_MESSAGE = "Priority must be a whole number from 1 to 5"
 DATE_MESSAGE = "Due date must be a date, such as 2026-12-05, Dec 5, 2026 or 12/05/2026"
 CACHE_MAX = 10_000  # distinct cell values remembered per converter
 
@@ -125,11 +126,8 @@ def priority_converter(extra: Mapping[int, Iterable[str]] | None = None) -> Conv
 
 def _whole_priority(number: float) -> int:
     if number != number or not float(number).is_integer():  # NaN, 2.5
-        raise ValueError(PRIORITY_MESSAGE)
-    try:
-        return rules.priority(int(number))
-    except ValueError:
-        raise ValueError("Priority must be from 1 to 5 (1 the most urgent)") from None
+        raise ValueError(WHOLE_PRIORITY_MESSAGE)
+    return rules.priority(int(number))  # "Priority must be from 1 to 5" outside the range
 
 
 # --- dates -------------------------------------------------------------------------------------------

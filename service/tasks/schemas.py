@@ -36,8 +36,11 @@ Description = Annotated[
     WithJsonSchema({"type": ["string", "null"], "maxLength": rules.DESCRIPTION_MAX}),
 ]
 TaskStatus = Annotated[str, PlainValidator(rules.status), WithJsonSchema({"enum": list(rules.STATUSES)})]
+PRIORITY_MEANING = "1 is the most urgent, 5 the least; sorting by `priority` ascending lists the most urgent first"
 Priority = Annotated[
-    int, PlainValidator(rules.priority), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 5})
+    int,
+    PlainValidator(rules.priority),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 5, "description": PRIORITY_MEANING}),
 ]
 DueDate = Annotated[
     date | None,
@@ -127,7 +130,11 @@ class TaskQuery(Strict):
     overdue: Annotated[bool | None, AfterValidator(_only_true)] = Field(
         None, description="true: only tasks due before today (UTC) and not done"
     )
-    sort: Sort = Field("-created_at", description="Tasks without due date come last by due_date, first by -due_date")
+    sort: Sort = Field(
+        "-created_at",
+        description="Tasks without due date come last by due_date, first by -due_date; priority lists the most "
+        "urgent (1) first, -priority the least urgent (5) first",
+    )
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, min_length=1, max_length=512, description="next_cursor of the previous page")
 
@@ -145,7 +152,7 @@ class TaskOut(BaseModel):
     title: str
     description: str | None
     status: Status
-    priority: int = Field(ge=1, le=5)
+    priority: int = Field(ge=1, le=5, description=PRIORITY_MEANING)
     due_date: date | None
     category: str | None
     created_at: datetime

@@ -1,7 +1,9 @@
 -- name: create-job
 -- Records an uploaded file as a queued import; returns the job.
-INSERT INTO import_jobs (id, user_id, filename, kind, stored_path, size_bytes, dry_run, webhook_url, request_id)
-VALUES (:id, :user_id, :filename, :kind, :stored_path, :size_bytes, :dry_run, :webhook_url, :request_id)
+INSERT INTO import_jobs (id, user_id, filename, kind, stored_path, size_bytes, dry_run, webhook_url, request_id,
+                         mapping, preset)
+VALUES (:id, :user_id, :filename, :kind, :stored_path, :size_bytes, :dry_run, :webhook_url, :request_id,
+        :mapping, :preset)
 RETURNING *;
 
 -- name: get-job
@@ -44,7 +46,7 @@ RETURNING *;
 
 -- name: last-chunk
 -- Returns the checkpoint: the last committed chunk of a job, if any.
-SELECT seq, rows_consumed, rows_imported, rows_failed FROM import_chunks
+SELECT seq, rows_consumed, rows_imported, rows_failed, rows_skipped, rows_warned, row_warnings FROM import_chunks
 WHERE job_id = :job_id ORDER BY seq DESC LIMIT 1;
 
 -- name: chunk-guard
@@ -53,8 +55,10 @@ SELECT lease_id = :lease_id AS owned, cancel_requested FROM import_jobs WHERE id
 
 -- name: insert-chunk
 -- Records a committed chunk (the checkpoint); a duplicate seq means another worker got there first.
-INSERT INTO import_chunks (job_id, seq, rows_consumed, rows_imported, rows_failed, progress)
-VALUES (:job_id, :seq, :rows_consumed, :rows_imported, :rows_failed, :progress);
+INSERT INTO import_chunks (job_id, seq, rows_consumed, rows_imported, rows_failed, progress, rows_skipped,
+                           rows_warned, row_warnings)
+VALUES (:job_id, :seq, :rows_consumed, :rows_imported, :rows_failed, :progress, :rows_skipped, :rows_warned,
+        :row_warnings);
 
 -- name: set-header
 -- Stores the file's header cells and warnings once the reader has opened it.
@@ -79,9 +83,10 @@ UPDATE import_jobs SET status = 'queued', lease_id = NULL, heartbeat_at = now()
 WHERE id = :id AND lease_id = :lease_id;
 
 -- name: finish-job
--- Ends a job with its final state and counters; returns it, or nothing if the lease was lost.
+-- Ends a job with its final state and counters, adding the warnings only known at the end (rows read
+-- leniently, no data rows); returns it, or nothing if the lease was lost.
 UPDATE import_jobs
-SET status = :status, error = :error, finished_at = now(), lease_id = NULL,
+SET status = :status, error = :error, finished_at = now(), lease_id = NULL, warnings = warnings || :warnings,
     rows_processed = :rows_processed, rows_imported = :rows_imported, rows_failed = :rows_failed,
     progress = CASE WHEN :status = 'completed' THEN 1 ELSE progress END
 WHERE id = :id AND (lease_id = :lease_id OR (:lease_id::uuid IS NULL AND lease_id IS NULL))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from service.imports import UnreadableFile, open_reader
+from service.imports.values import DATE_MESSAGE, PRIORITY_MESSAGE, STATUS_MESSAGE
 from tests.imports.helpers import messages, read_all, titles, write_bytes, write_csv
 
 
@@ -32,17 +33,17 @@ def test_a_plain_csv_comes_out_as_rows_ready_for_copy(tmp_path: Path) -> None:
 
 
 def test_header_names_are_trimmed_case_insensitive_and_unknown_ones_are_warned_about(tmp_path: Path) -> None:
-    path = write_csv(tmp_path, " Title ,PRIORITY, Due Date ,notes,Owner\nBuy milk,1,2025-01-02,x,me\n")
+    path = write_csv(tmp_path, " Title ,PRIORITY, Due Date ,comments,Owner\nBuy milk,1,2025-01-02,x,me\n")
     with open_reader(path, "csv") as reader:
-        assert reader.header == [" Title ", "PRIORITY", " Due Date ", "notes", "Owner"]
-        assert reader.warnings == ["Unknown column 'notes' ignored", "Unknown column 'Owner' ignored"]
+        assert reader.header == [" Title ", "PRIORITY", " Due Date ", "comments", "Owner"]
+        assert reader.warnings == ["Unknown column 'comments' ignored", "Unknown column 'Owner' ignored"]
         valid = [row for chunk in reader.chunks() for row in chunk.valid]
     assert valid == [("Buy milk", None, "todo", 1, date(2025, 1, 2), None, 2)]
 
 
 def test_a_file_without_a_title_column_fails_with_a_message_naming_what_was_found(tmp_path: Path) -> None:
-    path = write_csv(tmp_path, "name,priority\nBuy milk,1\n")
-    with pytest.raises(UnreadableFile, match=r"no 'title' column.*Found: 'name', 'priority'"):
+    path = write_csv(tmp_path, "owner,priority\nBob,1\n")
+    with pytest.raises(UnreadableFile, match=r"no 'title' column.*Found: 'owner', 'priority'"):
         open_reader(path, "csv")
 
 
@@ -52,9 +53,10 @@ def test_an_empty_file_fails_clearly(tmp_path: Path, content: bytes) -> None:
         open_reader(write_bytes(tmp_path, content), "csv")
 
 
-def test_a_duplicated_column_fails_rather_than_guessing_which_to_use(tmp_path: Path) -> None:
-    with pytest.raises(UnreadableFile, match="'title' appears more than once"):
-        open_reader(write_csv(tmp_path, "title,Title\na,b\n"), "csv")
+def test_a_repeated_column_is_not_an_error_the_first_is_used_and_the_other_named(tmp_path: Path) -> None:
+    with open_reader(write_csv(tmp_path, "title,Title\na,b\n"), "csv") as reader:
+        assert reader.warnings == ["Column 'Title' also looks like title; 'title' is used"]
+        assert [v[0] for c in reader.chunks() for v in c.valid] == ["a"]
 
 
 @pytest.mark.parametrize(("delimiter", "name"), [(",", "comma"), (";", "semicolon"), ("\t", "tab"), ("|", "pipe")])
@@ -147,21 +149,21 @@ def test_each_bad_field_is_its_own_error_with_the_row_and_the_original_cells(tmp
     long_title = "x" * 201
     path = write_csv(
         tmp_path,
-        f"title,status,priority,due_date,category\n{long_title},someday,high,04/03/2025,{'c' * 101}\n ,done,1,,\n",
+        f"title,status,priority,due_date,category\n{long_title},someday,highish,next week,{'c' * 101}\n ,done,1,,\n",
     )
     valid, errors, _ = read_all(path)
     assert valid == []
     assert messages(errors) == [
         (2, "title", "Title must be at most 200 characters"),
-        (2, "status", "Status must be one of todo, in_progress, done"),
-        (2, "priority", "Priority must be a whole number from 1 to 5"),
-        (2, "due_date", "Due date must be a date as YYYY-MM-DD"),
+        (2, "status", STATUS_MESSAGE),
+        (2, "priority", PRIORITY_MESSAGE),
+        (2, "due_date", DATE_MESSAGE),
         (2, "category", "Category must be at most 100 characters"),
         (3, "title", "Title must not be empty"),
     ]
-    assert errors[0].raw == [long_title, "someday", "high", "04/03/2025", "c" * 101]
+    assert errors[0].raw == [long_title, "someday", "highish", "next week", "c" * 101]
     assert errors[0].value == "x" * 99 + "…"  # shortened for display; raw keeps everything
-    assert errors[2].value == "high"
+    assert errors[2].value == "highish"
 
 
 def test_a_description_over_10000_characters_is_a_row_error(tmp_path: Path) -> None:

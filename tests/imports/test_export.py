@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from service.imports import RowError, csv_line, defuse, error_record, errors_header, render_errors_csv
+from service.imports.values import DATE_MESSAGE
 from tests.imports.helpers import read_all, write_csv
 
 
@@ -61,7 +62,7 @@ def test_errors_csv_from_a_real_import_can_be_fixed_and_uploaded_again(tmp_path:
     rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
     assert rows == [
         ["title", "priority", "due_date", "error"],
-        ["'=2+3", "9", "tomorrow", "Priority must be from 1 to 5; Due date must be a date as YYYY-MM-DD"],
+        ["'=2+3", "9", "tomorrow", f"Priority must be from 1 to 5; {DATE_MESSAGE}"],
     ]
     # And the file itself is accepted by the importer again
     again = write_csv(tmp_path, text, name="errors.csv")

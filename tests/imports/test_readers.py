@@ -81,9 +81,9 @@ def test_bad_arguments_are_programming_errors(tmp_path: Path) -> None:
 
 def test_a_missing_title_column_fails_the_same_way_for_every_kind(tmp_path: Path) -> None:
     for path, kind in [
-        (write_csv(tmp_path, "name\nx\n"), "csv"),
-        (write_xlsx(tmp_path, [["name"], ["x"]]), "xlsx"),
-        (write_xls(tmp_path, [["name"], ["x"]]), "xls"),
+        (write_csv(tmp_path, "owner\nx\n"), "csv"),
+        (write_xlsx(tmp_path, [["owner"], ["x"]]), "xlsx"),
+        (write_xls(tmp_path, [["owner"], ["x"]]), "xls"),
     ]:
         with pytest.raises(UnreadableFile, match="no 'title' column"):
             open_reader(path, kind)

@@ -51,7 +51,7 @@ def test_the_kind_follows_the_content_for_excel_names(tmp_path: Path) -> None:
         ("tasks.csv", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "not text (it looks like a PDF document)"),
         ("tasks.csv", b"PK\x03\x04\x14\x00", "not text (it looks like a zip archive)"),
         ("tasks.csv", b"title\x00\x00", "contains NUL bytes"),
-        ("tasks.csv", b"\xff\xfet\x00i\x00", "UTF-16"),
+        ("tasks.csv", b"\xff\xfe\x00\xd8t\x00", "not UTF-16 text"),
         ("tasks.csv", b"title\n\x81\x8d\xc3", "not text in UTF-8 or Windows-1252"),
         ("tasks.xlsx", b"%PDF-1.7\n", "not an Excel workbook (it looks like a PDF document)"),
         ("tasks.xlsx", b"\x89PNG\r\n\x1a\n", "not an Excel workbook (it looks like a PNG image)"),
