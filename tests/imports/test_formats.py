@@ -364,7 +364,7 @@ def test_todoist_dates_in_words_are_warnings_not_errors() -> None:
         date_converter("mdy", words_are_lenient=True)("every day")
     with pytest.raises(ValueError, match="real date"):  # an impossible date is still an error
         date_converter("mdy", words_are_lenient=True)("2026-02-30")
-    with pytest.raises(ValueError) as plain:  # without the Todoist rule, it is a row error
+    with pytest.raises(ValueError, match="Due date must be") as plain:  # without the Todoist rule: a row error
         date_converter("mdy")("every day")
     assert str(plain.value) == DATE_MESSAGE and not isinstance(plain.value, Lenient)
 
