@@ -17,11 +17,12 @@ from starlette.routing import Route
 
 from service import idempotency
 from service.http.auth import current_account
+from service.http.early import AnswerThenDrain
 from service.http.openapi import Body, operation
 from service.imports import service
 from service.imports.presets import CHOICES as PRESETS
 from service.imports.schemas import DeliveryList, ImportOut, ImportPage, PageQuery, PreviewOut, RowErrorPage
-from service.imports.uploads import receive_upload
+from service.imports.uploads import ENVELOPE_BYTES, receive_upload
 from service.json import dumps, json_response
 from service.notifications import webhooks
 
@@ -121,14 +122,13 @@ async def create(request: Request) -> Response:
 async def preview(request: Request) -> Response:
     await current_account(request)
     scratch = Path(tempfile.gettempdir()) / f"tasklane-preview-{uuid.uuid4()}.part"
+    max_bytes = request.state.settings.max_upload_bytes
     upload = await receive_upload(
-        request,
-        scratch,
-        max_bytes=request.state.settings.max_upload_bytes,
-        fields=PREVIEW_FIELDS,
-        enough=service.preview_has_enough,
+        request, scratch, max_bytes=max_bytes, fields=PREVIEW_FIELDS, enough=service.preview_has_enough
     )
-    return json_response(await service.preview_upload(upload))
+    response = json_response(await service.preview_upload(upload))
+    # Answered from the file's start: the rest of the body is then read and dropped, never stored.
+    return response if upload.complete else AnswerThenDrain(response, limit=max_bytes + ENVELOPE_BYTES)
 
 
 @operation(summary="The user's import jobs, newest first", tag="imports", query=PageQuery, responses={200: ImportPage})
