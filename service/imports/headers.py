@@ -68,7 +68,7 @@ class HeaderMatch:
 
     @property
     def unmatched(self) -> list[str]:
-        return [c.header for c in self.columns if c.field is None and c.header.strip()]
+        return [c.header for c in self.columns if c.field is None and c.matched is None and c.header.strip()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +149,12 @@ def match(cells: Sequence[str], preset: Preset | None, explicit: Mapping[str, st
     taken = {f for f, _ in chosen.values() if f}
     best: dict[str, tuple[int, int, Matched]] = {}  # field -> (rank, index, how)
     shadowed: list[tuple[int, str]] = []
+    structural = {preset.sections[0]} if preset is not None and preset.sections else set()
     for i, name in enumerate(names):
         if i in chosen or not name:
+            continue
+        if name in structural:  # Todoist's TYPE: read by the preset's row rules, no field of its own
+            chosen[i] = (None, "preset")
             continue
         candidate: tuple[str, int, Matched] | None = None
         if preset is not None and name in preset.columns:

@@ -437,3 +437,24 @@ def test_the_date_reading_is_decided_from_the_start_so_every_resume_decides_the_
         valid, errors, _ = read_all(path, size=400, skip=skip)
         assert valid == [v for v in full_valid if v[6] > skip + 1]
         assert errors == full_errors
+
+
+# --- the README's walk-through files ---------------------------------------------------------------------
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def test_the_example_files_import_as_the_readme_says() -> None:
+    with open_reader(EXAMPLES / "hand-made.xlsx", "xlsx") as reader:
+        assert (reader.header_row, reader.layout.match.unmatched) == (3, ["When", "Who"])
+    options = Options(mapping={"When": "due_date", "Who": None})
+    valid, errors, _ = read_all_with(EXAMPLES / "hand-made.xlsx", options, kind="xlsx")
+    assert errors == [] and [v[4] for v in valid] == [date(2026, 11, 28), date(2026, 12, 10), date(2026, 12, 1), None]
+    valid, errors, chunks = read_all(EXAMPLES / "todoist-export.csv")
+    assert len(valid) == 4 and errors == [] and [v[5] for v in valid][1:] == ["Errands"] * 3
+    assert len([w for c in chunks for w in c.warnings]) == 2
+    valid, errors, chunks = read_all(EXAMPLES / "bad-rows.csv")
+    assert (len(valid), sum(c.failed for c in chunks)) == (2, 3)
+    assert [(e.column, e.value) for e in errors] == [
+        ("title", ""), ("status", "someday"), ("priority", "p9"), ("due_date", "2026-02-30"),
+    ]  # fmt: skip

@@ -88,9 +88,11 @@ async def test_a_preview_of_a_todoist_export_and_of_a_workbook(client, ctx, smtp
     headers = await user(client, ctx, smtp)
     todoist = (await preview(client, headers, TODOIST.encode(), name="Offsite.csv")).json()
     assert todoist["preset"] == "todoist"
-    assert {m["header"]: m["matched"] for m in todoist["mapping"] if m["field"]} == {
-        "CONTENT": "preset", "DESCRIPTION": "preset", "PRIORITY": "preset", "DATE": "preset",
+    assert {m["header"]: (m["field"], m["matched"]) for m in todoist["mapping"] if m["matched"]} == {
+        "TYPE": (None, "preset"), "CONTENT": ("title", "preset"), "DESCRIPTION": ("description", "preset"),
+        "PRIORITY": ("priority", "preset"), "DATE": ("due_date", "preset"),
     }  # fmt: skip
+    assert "TYPE" not in todoist["unmatched"] and "AUTHOR" in todoist["unmatched"]
     assert [r["row"] for r in todoist["rows"]] == [2, 6, 7, 9]
     assert todoist["rows"][1]["warnings"][0]["value"] == "every day"
 
