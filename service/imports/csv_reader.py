@@ -10,7 +10,6 @@ the file decides the delimiter, the header row (a title line above it is fine) a
 from __future__ import annotations
 
 import codecs
-import contextlib
 import csv
 import io
 import os
@@ -75,10 +74,12 @@ class CsvReader:
         # Each delimiter is tried on the sample; the one under which a header row names the most fields
         # (then: the most rows as wide as the header, the widest header) is the file's.
         best: tuple[tuple[int, int, int, int], str, list[list[str]], Exception | None] | None = None
+        csv.field_size_limit(FIELD_LIMIT)  # as in `chunks`: a long first value reads the same in both
         for delimiter in DELIMITERS:
-            records = _parse_sample(sample, delimiter)
             problem: Exception | None = None
+            records: list[list[str]] = []
             try:
+                records = _parse_sample(sample, delimiter)
                 at, found = find_header(records, options)
                 score = (2, len(found.index), _consistent(records, at), len(records[at]))
             except MappingError as exc:  # a header row, but the mapping does not fit it
@@ -148,9 +149,13 @@ def _parse_sample(sample: str, delimiter: str) -> list[list[str]]:
     """The sample's records: the rows the header is searched in, then the data rows decisions are made from."""
     reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
     records: list[list[str]] = []
-    # The sample may end inside a quoted value; what was read is enough to choose.
-    with contextlib.suppress(csv.Error):
-        records.extend(islice(reader, HEADER_SEARCH_ROWS + SAMPLE_ROWS))
+    try:
+        for cells in islice(reader, HEADER_SEARCH_ROWS + SAMPLE_ROWS):
+            records.append(cells)
+    except csv.Error as exc:
+        if not records:  # not even a first row: the whole-file checks (or the chunks) name the problem
+            raise UnreadableFile(f"Row 1 could not be read as CSV: {_explain(exc)}") from None
+        # Otherwise the sample ends inside a quoted value; what was read is enough to choose.
     if len(records) > 1 and not _ends_cleanly(sample):
         records.pop()  # probably cut by the sample boundary
     return records

@@ -232,8 +232,9 @@ def find_header(rows: Sequence[Sequence[object]], options: Options | None = None
             # (a status "To do" reads like the title synonym "To do").
             first = cells
             break
-    if first is None:
+    if first is None and all(is_blank(r) for r in rows):
         raise EmptyFile("The file is empty: a header row with a title column is required.")
+    first = first or []
     if options.mapping:
         _check_mapping_keys(first, options.mapping, looked_in=HEADER_SEARCH_ROWS)
     found_cells = ", ".join(f"'{_short(c.strip(), 40)}'" for c in first[:10] if c.strip()) or "nothing"
