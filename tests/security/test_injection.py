@@ -139,13 +139,13 @@ def _login_form(field: str) -> Probe:
     return probe
 
 
-def _upload_field(name: str) -> Probe:
+def _upload_field(name: str, endpoint: str = "imports") -> Probe:
     async def probe(w: World, value: str):
         files = {"file": ("t.csv", b"title\nx\n", "text/csv")}
         if name == "filename":
             files = {"file": (value[:4000] + ".csv", b"title\nx\n", "text/csv")}
-            return await w.client.post(f"{API}/imports", files=files, headers=w.headers), None
-        return await w.client.post(f"{API}/imports", files=files, data={name: value}, headers=w.headers), None
+            return await w.client.post(f"{API}/{endpoint}", files=files, headers=w.headers), None
+        return await w.client.post(f"{API}/{endpoint}", files=files, data={name: value}, headers=w.headers), None
 
     return probe
 
@@ -217,7 +217,18 @@ PROBES: dict[tuple[str, str], list[Probe]] = {
         _json("PATCH", f"{API}/categories/{{w.category_id}}", "name", {}),
     ],
     ("DELETE", "/api/v1/categories/{id}"): [_path(f"{API}/categories/{{id}}", "DELETE")],
-    ("POST", "/api/v1/imports"): [_upload_field("webhook_url"), _upload_field("dry_run"), _upload_field("filename")],
+    ("POST", "/api/v1/imports"): [
+        _upload_field("webhook_url"),
+        _upload_field("dry_run"),
+        _upload_field("filename"),
+        _upload_field("mapping"),
+        _upload_field("preset"),
+    ],
+    ("POST", "/api/v1/imports/preview"): [
+        _upload_field("filename", "imports/preview"),
+        _upload_field("mapping", "imports/preview"),
+        _upload_field("preset", "imports/preview"),
+    ],
     ("GET", "/api/v1/imports"): [_query(f"{API}/imports", "cursor"), _query(f"{API}/imports", "limit")],
     ("GET", "/api/v1/imports/{id}"): [_path(f"{API}/imports/{{id}}")],
     ("DELETE", "/api/v1/imports/{id}"): [_path(f"{API}/imports/{{id}}", "DELETE")],
