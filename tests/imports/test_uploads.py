@@ -29,6 +29,9 @@ def test_each_accepted_kind_is_recognised_by_name_and_content(tmp_path: Path) ->
     assert sniff("tasks.csv", b"title\nBuy milk\n") == "csv"
     assert sniff("tasks.csv", "title\nCafé\n".encode("cp1252")) == "csv"
     assert sniff("tasks.csv", "title\nCafé\n".encode()[:-2]) == "csv"  # a head cut inside a character
+    # Excel's "Unicode Text": UTF-16 with a BOM, tab-delimited, saved as .txt
+    assert sniff("tasks.txt", b"\xff\xfe" + "Title\tDue\r\nCafé\t\r\n".encode("utf-16-le")) == "csv"
+    assert sniff("tasks.tsv", b"\xfe\xff" + "Title\tDue\r\n".encode("utf-16-be")) == "csv"
 
 
 def test_a_password_protected_xlsx_is_accepted_as_excel(tmp_path: Path) -> None:
