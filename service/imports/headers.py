@@ -13,7 +13,7 @@ import json
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from service.imports.cells import as_text, is_blank
 from service.imports.exceptions import EmptyFile, MappingError, UnreadableFile
@@ -77,9 +77,6 @@ class Options:
 
     mapping: dict[str, str | None] | None = None
     preset: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"mapping": self.mapping, "preset": self.preset}
 
 
 def parse_options(mapping: str | None, preset: str | None) -> Options:
