@@ -30,4 +30,4 @@ USER tasklane
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8000\")}/health/live', timeout=2)"]
-CMD ["sh", "-c", "exec uvicorn service.app:create_app --factory --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY:-2} --no-server-header --no-access-log --proxy-headers --forwarded-allow-ips \"${TRUSTED_PROXIES:-}\" --timeout-graceful-shutdown ${GRACEFUL_TIMEOUT:-25}"]
+CMD ["sh", "-c", "exec uvicorn service.app:create_app --factory --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY:-2} --no-server-header --no-access-log --log-config service/logging.json --proxy-headers --forwarded-allow-ips \"${TRUSTED_PROXIES:-}\" --timeout-graceful-shutdown ${GRACEFUL_TIMEOUT:-25}"]

@@ -15,10 +15,12 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-# Local defaults: APP_ENV=development, database `tasklane` on 127.0.0.1, Redis db 0, emails to the log.
+# Local defaults: APP_ENV=development, database `tasklane` on 127.0.0.1, Redis db 0, emails to the log and to
+# GET /dev/mail, relaxed rate limits (development only: with another APP_ENV the standard ones).
 run: install
 	$(BIN)/python -m service.preflight
 	$(BIN)/python -m service.migrate
+	if [ "$${APP_ENV:-development}" = development ]; then export RATE_LIMITS="$${RATE_LIMITS:-relaxed}"; fi; \
 	PATH="$(CURDIR)/$(BIN):$$PATH" HOST=127.0.0.1 $(BIN)/honcho start -f Procfile -p 8000 web worker
 
 lint: install

@@ -23,12 +23,14 @@ from service.errors import BACKEND_DOWN, EXCEPTION_HANDLERS
 from service.http import docs, health, openapi
 from service.http.middleware import RequestContextMiddleware
 from service.http.ratelimit import RateLimiter
+from service.http.routing import shared_paths
 from service.imports import routes as imports_routes
 from service.jobs import Dispatcher, make_broker
 from service.logs import setup_logging
 from service.metrics import routes as metrics_routes
 from service.metrics.recorder import Recorder, final_flush, flush_forever
 from service.migrate import verify
+from service.notifications import routes as notifications_routes
 from service.tasks import routes as tasks_routes
 
 log = logging.getLogger("tasklane.app")
@@ -67,7 +69,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "settings": settings,
                 "db": db,
                 "redis": redis,
-                "limiter": RateLimiter(redis),
+                "limiter": RateLimiter(redis, factor=settings.rate_limit_factor),
                 "ctx": ctx,
                 "metrics": recorder,
             }
@@ -83,14 +85,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     middleware = [Middleware(RequestContextMiddleware, recorder=recorder if settings.metrics_enabled else None)]
     # Hottest first: routes are matched in order.
-    routes = [
-        *tasks_routes.routes,
-        *health.routes,
-        *accounts_routes.routes,
-        *imports_routes.routes,
-        *metrics_routes.routes,
-        *docs.routes,
-    ]
+    routes = shared_paths(
+        [
+            *tasks_routes.routes,
+            *health.routes,
+            *accounts_routes.routes,
+            *imports_routes.routes,
+            *metrics_routes.routes,
+            *docs.routes,
+            *(notifications_routes.routes if settings.dev_inbox else []),
+        ]
+    )
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
-    app.state.openapi = openapi.document(routes, title="tasklane", version=VERSION)
+    app.state.openapi = openapi.document(
+        routes,
+        title="tasklane",
+        version=VERSION,
+        # Without a METRICS_TOKEN the metrics endpoints are open, and the document says so.
+        unenforced=frozenset() if settings.metrics_token else frozenset({"metrics"}),
+        webhooks=imports_routes.WEBHOOKS,
+    )
     return app

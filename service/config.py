@@ -13,6 +13,9 @@ DEVELOPMENT_SECRET = "development-only-secret-key-change-me-0123456789"  # noqa:
 # base64 of b"tasklane-development-webhook-key": development and tests only.
 DEVELOPMENT_WEBHOOK_SECRET = "whsec_dGFza2xhbmUtZGV2ZWxvcG1lbnQtd2ViaG9vay1rZXk="  # noqa: S105 (dev only)
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+# RATE_LIMITS=relaxed (development only) multiplies every rate limit by this, so that a person trying the
+# API out (a few mistyped registrations, a walk-through run again and again) is not locked out for an hour.
+RELAXED_FACTOR = 20
 
 
 class ConfigError(Exception):
@@ -88,10 +91,20 @@ class Settings:
     upload_retention: int = 0
     import_chunk_rows: int = 10_000
     import_stale_after: int = 120
+    rate_limits: str = "standard"
 
     @property
     def is_development(self) -> bool:
         return self.app_env in {"development", "test"}
+
+    @property
+    def dev_inbox(self) -> bool:
+        """Development without SMTP_HOST: emails are printed and kept for GET /dev/mail."""
+        return self.app_env == "development" and not self.smtp_host
+
+    @property
+    def rate_limit_factor(self) -> int:
+        return RELAXED_FACTOR if self.rate_limits == "relaxed" else 1
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -113,6 +126,11 @@ class Settings:
             webhook_key(webhook_secret)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        rate_limits = env.get("RATE_LIMITS", cls.rate_limits).strip().lower() or cls.rate_limits
+        if rate_limits not in {"standard", "relaxed"}:
+            raise ConfigError("RATE_LIMITS must be standard or relaxed")
+        if rate_limits == "relaxed" and app_env != "development":
+            raise ConfigError(f"RATE_LIMITS=relaxed is for development only, not APP_ENV={app_env}")
 
         def get(name: str, default: object) -> str:
             return env.get(name, str(default))
@@ -154,6 +172,7 @@ class Settings:
             upload_retention=int(get("UPLOAD_RETENTION", cls.upload_retention)),
             import_chunk_rows=int(get("IMPORT_CHUNK_ROWS", cls.import_chunk_rows)),
             import_stale_after=int(get("IMPORT_STALE_AFTER", cls.import_stale_after)),
+            rate_limits=rate_limits,
         )
 
 

@@ -48,7 +48,8 @@ HEADER = "Idempotency-Key"
 TTL_SECONDS = 24 * 3600
 REPLAYED_HEADER = "Idempotent-Replayed"
 # Visible ASCII, 1 to 255 characters: room for a UUID, a ULID or a client's own structured key.
-_VALID_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+KEY_PATTERN = r"[\x21-\x7e]{1,255}"
+_VALID_KEY = re.compile(KEY_PATTERN)
 
 
 class InvalidKey(BadRequest):

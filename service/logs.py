@@ -82,6 +82,10 @@ def setup_logging(level: str = "INFO") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("databases").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at INFO; a webhook URL can hold a secret. Webhook deliveries
+    # log their own line, with scheme and host only.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # Skip per-record work no JSON line shows (source location: a stack walk; thread and process
     # names): the request log is written on every request, so this is on every hot path.
     logging._srcfile = None

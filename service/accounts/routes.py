@@ -22,8 +22,11 @@ from service.http import ratelimit
 from service.http.auth import basic_credentials, current_account
 from service.http.bodies import read_json, read_json_or_form
 from service.http.clients import client_ip
-from service.http.openapi import operation
+from service.http.openapi import form_of, operation
 from service.json import json_response
+
+# The OAuth2 password form's field names, as login reads them.
+LOGIN_FORM_FIELDS = {"username": "email"}
 
 
 def _ip(request: Request) -> str:
@@ -39,8 +42,9 @@ def _limit(request: Request) -> int:
     tag="accounts",
     body=RegisterIn,
     responses={201: UserOut},
-    errors=(409, 429),
+    errors=(409,),
     auth=None,
+    rate_limited=True,
     headers={201: {"Location": "The account: /api/v1/users/me once logged in"}},
     description="Creates an inactive account and emails a 4-digit activation code (valid 60 s). "
     "Limited to 5 per hour per client address.",
@@ -57,8 +61,9 @@ async def register(request: Request) -> Response:
     tag="accounts",
     body=ActivateIn,
     responses={200: UserOut},
-    errors=(400, 409, 410, 429),
+    errors=(400, 409, 410),
     auth="basic",
+    rate_limited=True,
     description="Wrong code: 400; expired or voided (after 5 wrong codes): 410. 3 attempts a minute per email.",
 )
 async def activate(request: Request) -> Response:
@@ -70,7 +75,12 @@ async def activate(request: Request) -> Response:
 
 
 @operation(
-    summary="Email a new activation code", tag="accounts", responses={202: Accepted}, errors=(409, 429), auth="basic"
+    summary="Email a new activation code",
+    tag="accounts",
+    responses={202: Accepted},
+    errors=(409,),
+    auth="basic",
+    rate_limited=True,
 )
 async def activation_code(request: Request) -> Response:
     creds = basic_credentials(request)
@@ -82,16 +92,18 @@ async def activation_code(request: Request) -> Response:
 @operation(
     summary="Log in",
     tag="auth",
-    body=LoginIn,
+    body=(LoginIn, form_of(LoginIn, {v: k for k, v in LOGIN_FORM_FIELDS.items()})),
     responses={200: TokensOut},
-    errors=(403, 429),
+    errors=(401, 403),
     auth=None,
+    rate_limited=True,
+    headers={200: {"Cache-Control": "no-store"}},
     description="JSON {email, password}, or the OAuth2 password form (username, password). "
     "Wrong email or password: 401. Not yet activated: 403. 5 per minute per client address.",
 )
 async def login(request: Request) -> Response:
     await ratelimit.enforce(request, ratelimit.LOGIN, _ip(request))
-    data = await read_json_or_form(request, LoginIn, _limit(request), aliases={"username": "email"})
+    data = await read_json_or_form(request, LoginIn, _limit(request), aliases=LOGIN_FORM_FIELDS)
     tokens = await service.login(request.state.ctx, data)
     return json_response(tokens.public(), headers={"Cache-Control": "no-store"})
 
@@ -103,6 +115,7 @@ async def login(request: Request) -> Response:
     responses={200: TokensOut},
     errors=(401,),
     auth=None,
+    headers={200: {"Cache-Control": "no-store"}},
     description="The presented token dies. Presenting an already rotated token revokes its whole session.",
 )
 async def refresh(request: Request) -> Response:
@@ -111,7 +124,15 @@ async def refresh(request: Request) -> Response:
     return json_response(tokens.public(), headers={"Cache-Control": "no-store"})
 
 
-@operation(summary="Log out", tag="auth", body=RefreshIn, responses={204: None}, auth=None)
+@operation(
+    summary="Log out",
+    tag="auth",
+    body=RefreshIn,
+    responses={204: None},
+    auth=None,
+    description="Revokes the refresh token and its session. Access tokens already issued stay valid until "
+    "they expire (15 minutes).",
+)
 async def logout(request: Request) -> Response:
     data = await read_json(request, RefreshIn, _limit(request))
     await service.logout(request.state.ctx, data.refresh_token)
@@ -136,8 +157,8 @@ async def delete_me(request: Request) -> Response:
     tag="auth",
     body=PasswordResetIn,
     responses={202: Accepted},
-    errors=(429,),
     auth=None,
+    rate_limited=True,
     description="Answers 202 whether or not an account uses the email.",
 )
 async def password_reset(request: Request) -> Response:
@@ -152,8 +173,10 @@ async def password_reset(request: Request) -> Response:
     tag="auth",
     body=PasswordResetConfirmIn,
     responses={204: None},
-    errors=(410,),
+    errors=(403, 410),
     auth=None,
+    description="An unknown token: 403; one already used or expired: 410. Access tokens issued before stay "
+    "valid until they expire (15 minutes); every refresh token of the account is revoked.",
 )
 async def password_reset_confirm(request: Request) -> Response:
     data = await read_json(request, PasswordResetConfirmIn, _limit(request))

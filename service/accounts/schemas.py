@@ -8,10 +8,13 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 _LETTER = re.compile(r"[^\W\d_]")
 _DIGIT = re.compile(r"\d")
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+# check_password as a JSON Schema pattern (with minLength/maxLength): a digit and a letter, anywhere.
+PASSWORD_PATTERN = r"^(?=[\s\S]*\d)(?=[\s\S]*[^\W\d_])"  # noqa: S105 (a pattern, not a password)
 
 
 def normalise_email(value: str) -> str:
@@ -24,17 +27,34 @@ def normalise_email(value: str) -> str:
 
 
 def check_password(value: str) -> str:
-    if not 8 <= len(value) <= 128:
-        raise ValueError("Password must be 8 to 128 characters long")
+    if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
+        raise ValueError(f"Password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long")
     if not _LETTER.search(value) or not _DIGIT.search(value):
         raise ValueError("Password must contain at least one letter and one digit")
     return value
 
 
-Email = Annotated[str, Field(max_length=320), AfterValidator(normalise_email)]
+Email = Annotated[
+    str,
+    Field(max_length=320),
+    AfterValidator(normalise_email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 320}),
+]
 # Login takes whatever was typed (OAuth2 clients send a "username"): a malformed email is just wrong.
 LoginEmail = Annotated[str, Field(min_length=1, max_length=320), AfterValidator(lambda v: v.strip().lower())]
-NewPassword = Annotated[str, AfterValidator(check_password)]
+NewPassword = Annotated[
+    str,
+    AfterValidator(check_password),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": PASSWORD_MIN,
+            "maxLength": PASSWORD_MAX,
+            "pattern": PASSWORD_PATTERN,
+            "description": f"{PASSWORD_MIN} to {PASSWORD_MAX} characters, with at least one letter and one digit",
+        }
+    ),
+]
 # Login checks any password; the cap stops a megabyte "password" from reaching bcrypt's pre-hash.
 AnyPassword = Annotated[str, Field(min_length=1, max_length=1024)]
 

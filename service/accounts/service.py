@@ -231,7 +231,8 @@ async def confirm_password_reset(ctx: Context, data: PasswordResetConfirmIn) -> 
     async with ctx.db.transaction():
         row = await ctx.db.fetch_one(Q.lock_reset_token, token_hash=tokens.digest(data.token))
         if row is None:
-            raise BadRequest("The reset token is not valid")
+            # Well-formed but not ours: a refusal of the credential, not a malformed request (400).
+            raise Forbidden("The reset token is not valid")
         if row["used_at"] is not None or row["expired"]:
             raise Gone("The reset token was already used or has expired; request a new one")
         await ctx.db.execute(Q.set_password, id=row["account_id"], password_hash=password_hash)

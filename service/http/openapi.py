@@ -3,12 +3,19 @@
 Each endpoint declares its operation with `@operation(...)` next to its code; `document(routes)` walks
 the routes, so a route cannot exist without a description (a test walks the table too), and request
 and response schemas are the very models that validate and shape the traffic.
+
+Much of each operation is derived rather than declared, so a new endpoint is described fully by what
+it declares: the error answers its shape implies (a body can be malformed, too large or of the wrong
+type; a query can be invalid; credentials can be refused), the headers every answer carries
+(X-Request-ID; Retry-After on 429 and 503; the rate-limit fields on every answer of a rate-limited
+operation; Idempotent-Replayed on a replayed creation), and the links a client follows from a created
+or listed resource (its `id`) to every operation under `<collection>/{id}`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Literal, TypeVar
@@ -16,6 +23,9 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.routing import BaseRoute, Route
+
+from service import idempotency
+from service.http.ratelimit import POLICY_HEADERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 Auth = Literal["bearer", "basic", "metrics"] | None
@@ -31,17 +41,32 @@ class Body:
     schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
 
 
+Content = type[BaseModel] | Body
+
+
 @dataclass(frozen=True)
 class Operation:
     summary: str
     tag: str
-    responses: dict[int, type[BaseModel] | Body | None]
-    body: type[BaseModel] | Body | None = None
+    # A body, or several media types of one (JSON and a form, JSON and HTML), for requests and answers.
+    responses: dict[int, Content | tuple[Content, ...] | None]
+    body: Content | tuple[Content, ...] | None = None
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     auth: Auth = "bearer"
     headers: dict[int, dict[str, str]] = field(default_factory=dict)  # status -> {header: description}
     request_headers: dict[str, str] = field(default_factory=dict)  # optional request headers
+    idempotent: bool = False  # takes an Idempotency-Key (service.idempotency)
+    rate_limited: bool = False  # counted by service.http.ratelimit
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """An event the service POSTs to a URL the user gave: its payload model."""
+
+    summary: str
+    payload: type[BaseModel]
     description: str | None = None
 
 
@@ -57,6 +82,17 @@ def operation(**spec: Any) -> Callable[[F], F]:
 
 def spec_of(route: BaseRoute) -> Operation | None:
     return getattr(getattr(route, "endpoint", None), "__openapi__", None)
+
+
+def form_of(model: type[BaseModel], renamed: Mapping[str, str]) -> Body:
+    """The urlencoded form variant of a JSON body model, fields renamed as the endpoint reads them
+    (the OAuth2 password form's `username` for `email`)."""
+    schema = model.model_json_schema(ref_template=REF)
+    properties = {renamed.get(name, name): prop for name, prop in schema.get("properties", {}).items()}
+    form: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    if "required" in schema:
+        form["required"] = [renamed.get(name, name) for name in schema["required"]]
+    return Body("application/x-www-form-urlencoded", form)
 
 
 PROBLEM = {
@@ -82,27 +118,78 @@ PROBLEM = {
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "Access token from login"},
     "basic": {"type": "http", "scheme": "basic", "description": "Email and password"},
-    "metrics": {"type": "http", "scheme": "bearer", "description": "METRICS_TOKEN, when the server sets one"},
+    "metrics": {"type": "http", "scheme": "bearer", "description": "METRICS_TOKEN"},
 }
 # Answers any operation can give, whatever it declares.
-COMMON_ERRORS = (400, 413, 415, 422, 500, 503)
+ALWAYS = (500, 503)
+REQUEST_ID = "X-Request-ID"
+INTEGER = {"type": "integer", "minimum": 0}
+# Response headers: schema and description, by name. Anything else is a string.
+RESPONSE_HEADERS: dict[str, tuple[dict[str, Any], str]] = {
+    REQUEST_ID: ({"type": "string"}, "This request's id: the one sent, when valid, or a new one"),
+    "Retry-After": (INTEGER, "Seconds to wait before trying again"),
+    **{name: ({"type": "string"}, text) for name, text in POLICY_HEADERS.items()},
+    idempotency.REPLAYED_HEADER: (
+        {"type": "string", "enum": ["true"]},
+        f"Present when this is the stored answer to an earlier request with the same {idempotency.HEADER}",
+    ),
+    "WWW-Authenticate": ({"type": "string"}, "The authentication scheme to use"),
+    "Location": ({"type": "string", "format": "uri-reference"}, "The resource"),
+}
+REQUEST_HEADERS: dict[str, dict[str, Any]] = {
+    REQUEST_ID: {"type": "string"},
+    idempotency.HEADER: {"type": "string", "pattern": f"^{idempotency.KEY_PATTERN}$"},
+}
+REQUEST_HEADER_TEXT = {
+    REQUEST_ID: "Your id for this request, echoed and logged when it is 1 to 128 of A-Z a-z 0-9 . _ : - "
+    "(anything else is replaced by a new id)",
+    idempotency.HEADER: "1 to 255 visible ASCII characters. Retry-safe creation: the same key and request "
+    "within 24 h return the first response (another request with the key: 422; the first still running: 409)",
+}
+# Headers every answer of some status carries, or may carry.
+STATUS_HEADERS: dict[int, tuple[str, ...]] = {
+    401: ("WWW-Authenticate",),
+    429: ("Retry-After", *POLICY_HEADERS),
+    503: ("Retry-After",),
+}
 
 
-def _models(operations: list[Operation]) -> list[tuple[type[BaseModel], Literal["validation", "serialization"]]]:
+def _header(name: str, description: str | None = None, *, required: bool = False) -> dict[str, Any]:
+    schema, text = RESPONSE_HEADERS.get(name, ({"type": "string"}, name))
+    out: dict[str, Any] = {"description": description or text, "schema": schema}
+    if required:
+        out["required"] = True
+    return out
+
+
+def _variants(item: Content | tuple[Content, ...] | None) -> tuple[Content, ...]:
+    if item is None:
+        return ()
+    return item if isinstance(item, tuple) else (item,)
+
+
+def _content(item: Content | tuple[Content, ...] | None) -> dict[str, Any]:
+    return {media: {"schema": schema} for media, schema in map(_schema_of, _variants(item))}
+
+
+def _models(operations: list[Operation], webhooks: Mapping[str, Webhook]) -> list[tuple[type[BaseModel], Any]]:
     """Every model the document names: request bodies as validated, responses as serialised (a model
     used both ways gets two schemas, as pydantic names them). Query models are inlined as parameters."""
     seen: dict[tuple[str, str], tuple[type[BaseModel], Literal["validation", "serialization"]]] = {}
     for op in operations:
-        for item in (op.body,):
+        for item in _variants(op.body):
             if isinstance(item, type) and issubclass(item, BaseModel):
                 seen.setdefault((item.__name__, "validation"), (item, "validation"))
-        for item in op.responses.values():
-            if isinstance(item, type) and issubclass(item, BaseModel):
-                seen.setdefault((item.__name__, "serialization"), (item, "serialization"))
+        for response in op.responses.values():
+            for item in _variants(response):
+                if isinstance(item, type) and issubclass(item, BaseModel):
+                    seen.setdefault((item.__name__, "serialization"), (item, "serialization"))
+    for hook in webhooks.values():
+        seen.setdefault((hook.payload.__name__, "serialization"), (hook.payload, "serialization"))
     return list(seen.values())
 
 
-def _schema_of(item: type[BaseModel] | Body) -> tuple[str, dict[str, Any]]:
+def _schema_of(item: Content) -> tuple[str, dict[str, Any]]:
     if isinstance(item, Body):
         return item.media_type, item.schema
     return "application/json", {"$ref": REF.format(model=item.__name__)}
@@ -130,6 +217,10 @@ def _drop_null_defaults(schema: dict[str, Any]) -> dict[str, Any]:
 def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
     """A query parameter is absent or has a value: it is never JSON null, so drop null from its schema."""
     prop = {k: v for k, v in prop.items() if not (k == "default" and v is None)}
+    kind = prop.get("type")
+    if isinstance(kind, list) and "null" in kind:
+        rest = [k for k in kind if k != "null"]
+        prop["type"] = rest[0] if len(rest) == 1 else rest
     options = [o for o in prop.get("anyOf", []) if o.get("type") != "null"]
     if "anyOf" in prop:
         del prop["anyOf"]
@@ -152,10 +243,30 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     return params
 
 
-def _operation(path: str, method: str, op: Operation) -> dict[str, Any]:
+def operation_id(method: str, path: str) -> str:
+    return f"{method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}"
+
+
+def _errors(op: Operation, auth_enforced: bool) -> set[int]:
+    """Every error status the operation can answer: those it declares and those its shape implies."""
+    errors = set(op.errors) | set(ALWAYS)
+    if op.body is not None:
+        errors |= {400, 413, 415, 422}  # malformed, too large, wrong media type, invalid
+    if op.query is not None:
+        errors.add(422)
+    if op.idempotent:
+        errors |= {400, 409, 422}  # malformed key, same key still running, same key for another request
+    if op.rate_limited:
+        errors.add(429)
+    if op.auth is not None and auth_enforced:
+        errors.add(401)
+    return errors
+
+
+def _operation(path: str, method: str, op: Operation, auth_enforced: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "summary": op.summary,
-        "operationId": f"{method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}",
+        "operationId": operation_id(method, path),
         "tags": [op.tag],
         "responses": {},
     }
@@ -167,57 +278,133 @@ def _operation(path: str, method: str, op: Operation) -> dict[str, Any]:
     ]
     if op.query is not None:
         params += _query_parameters(op.query)
+    request_headers = {REQUEST_ID: REQUEST_HEADER_TEXT[REQUEST_ID], **op.request_headers}
+    if op.idempotent:
+        request_headers[idempotency.HEADER] = REQUEST_HEADER_TEXT[idempotency.HEADER]
     params += [
-        {"name": name, "in": "header", "required": False, "schema": {"type": "string"}, "description": text}
-        for name, text in op.request_headers.items()
+        {
+            "name": name,
+            "in": "header",
+            "required": False,
+            "schema": REQUEST_HEADERS.get(name, {"type": "string"}),
+            "description": text,
+        }
+        for name, text in request_headers.items()
     ]
-    if params:
-        out["parameters"] = params
+    out["parameters"] = params
     if op.body is not None:
-        media, schema = _schema_of(op.body)
-        out["requestBody"] = {"required": True, "content": {media: {"schema": schema}}}
+        out["requestBody"] = {"required": True, "content": _content(op.body)}
     for status, item in op.responses.items():
         response: dict[str, Any] = {"description": HTTPStatus(status).phrase}
         if item is not None:
-            media, schema = _schema_of(item)
-            response["content"] = {media: {"schema": schema}}
-        if status in op.headers:
-            response["headers"] = {
-                h: {"description": d, "schema": {"type": "string"}} for h, d in op.headers[status].items()
-            }
+            response["content"] = _content(item)
+        headers = {REQUEST_ID: _header(REQUEST_ID, required=True)}
+        headers |= {name: _header(name, text) for name, text in op.headers.get(status, {}).items()}
+        if op.idempotent:
+            headers[idempotency.REPLAYED_HEADER] = _header(idempotency.REPLAYED_HEADER)
+        if op.rate_limited:
+            headers |= {name: _header(name) for name in POLICY_HEADERS}
+        response["headers"] = headers
         out["responses"][str(status)] = response
-    errors = set(op.errors) | set(COMMON_ERRORS)
-    if op.auth in ("bearer", "basic"):
-        errors.add(401)
-    for status in sorted(errors):
-        out["responses"][str(status)] = {"$ref": f"#/components/responses/{status}"}
-    if op.auth is None:
-        out["security"] = []
-    else:
-        out["security"] = [{op.auth: []}]
+    for status in sorted(_errors(op, auth_enforced)):
+        name = f"{status}-limited" if op.rate_limited and status != 429 else str(status)
+        out["responses"][str(status)] = {"$ref": f"#/components/responses/{name}"}
+    out["security"] = [{op.auth: []}] if op.auth is not None and auth_enforced else []
     return out
 
 
-def document(routes: Sequence[BaseRoute], *, title: str, version: str, server: str | None = None) -> dict[str, Any]:
+def _error_response(status: int, rate_limited: bool) -> dict[str, Any]:
+    names = set(STATUS_HEADERS.get(status, ()))
+    if rate_limited:
+        names |= set(POLICY_HEADERS)  # the limit was counted before the request failed otherwise
+    headers = {REQUEST_ID: _header(REQUEST_ID, required=True)} | {name: _header(name) for name in sorted(names)}
+    return {
+        "description": HTTPStatus(status).phrase,
+        "headers": headers,
+        "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
+    }
+
+
+def _id_expression(schema: dict[str, Any] | None, schemas: dict[str, Any]) -> str | None:
+    """Where a response body holds the id of the resource it is about: `#/id`, or `#/items/0/id` for a page."""
+
+    def resolve(s: dict[str, Any]) -> dict[str, Any]:
+        ref = s.get("$ref", "")
+        return schemas.get(ref.rsplit("/", 1)[-1], {}) if ref else s
+
+    if schema is None:
+        return None
+    body = resolve(schema)
+    properties = body.get("properties", {})
+    if "id" in properties:
+        return "$response.body#/id"
+    items = properties.get("items", {})
+    if items.get("type") == "array" and "id" in resolve(items.get("items", {})).get("properties", {}):
+        return "$response.body#/items/0/id"
+    return None
+
+
+def _add_links(paths: dict[str, dict[str, Any]], schemas: dict[str, Any]) -> None:
+    """Links from an operation on a collection, or on one of its resources, whose answer names a resource
+    (`id`) to every operation under `<collection>/{id}`: what a client (and schemathesis' stateful
+    phase) can do next with what it just created or listed."""
+    for path, item in paths.items():
+        collection = path.removesuffix("/{id}")
+        targets = [
+            (target_path, method, target)
+            for target_path, target_item in paths.items()
+            if target_path == f"{collection}/{{id}}" or target_path.startswith(f"{collection}/{{id}}/")
+            for method, target in target_item.items()
+        ]
+        if not targets:
+            continue
+        for method, op in item.items():
+            for status, response in op["responses"].items():
+                if not status.startswith("2") or "content" not in response:
+                    continue
+                schema = response["content"].get("application/json", {}).get("schema")
+                expression = _id_expression(schema, schemas)
+                if expression is None:
+                    continue
+                response["links"] = {
+                    target["operationId"]: {"operationId": target["operationId"], "parameters": {"path.id": expression}}
+                    for target_path, target_method, target in targets
+                    if (target_path, target_method) != (path, method)
+                }
+
+
+def document(
+    routes: Sequence[BaseRoute],
+    *,
+    title: str,
+    version: str,
+    server: str | None = None,
+    unenforced: frozenset[str] = frozenset(),
+    webhooks: Mapping[str, Webhook] | None = None,
+) -> dict[str, Any]:
+    """The document for `routes`. `unenforced` names security schemes this server's configuration does
+    not require (the metrics token, when none is set): their operations are described as open."""
+    webhooks = webhooks or {}
     paths: dict[str, dict[str, Any]] = {}
     operations: list[Operation] = []
-    used_errors: set[int] = set()
+    used_errors: set[str] = set()
     for route in routes:
         op = spec_of(route)
         if op is None or not isinstance(route, Route) or not route.include_in_schema:
             continue
         path = _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", route.path)
         for method in sorted((route.methods or set()) - {"HEAD"}):
-            item = _operation(path, method, op)
+            item = _operation(path, method, op, op.auth not in unenforced)
             paths.setdefault(path, {})[method.lower()] = item
-            used_errors |= {int(s) for s, r in item["responses"].items() if "$ref" in r}
+            used_errors |= {r["$ref"].rsplit("/", 1)[-1] for r in item["responses"].values() if "$ref" in r}
         operations.append(op)
-    _, definitions = models_json_schema(_models(operations), ref_template=REF)
+    _, definitions = models_json_schema(_models(operations, webhooks), ref_template=REF)
     schemas = {name: _drop_null_defaults(s) for name, s in definitions.get("$defs", {}).items()}
     for op in operations:
         if op.query is not None:  # what the inlined parameters refer to
             schemas.update(op.query.model_json_schema(ref_template=REF).get("$defs", {}))
     schemas["Problem"] = PROBLEM
+    _add_links(paths, schemas)
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -230,15 +417,27 @@ def document(routes: Sequence[BaseRoute], *, title: str, version: str, server: s
         "components": {
             "schemas": schemas,
             "responses": {
-                str(status): {
-                    "description": HTTPStatus(status).phrase,
-                    "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
-                }
-                for status in sorted(used_errors)
+                name: _error_response(int(name.split("-")[0]), name.endswith("-limited"))
+                for name in sorted(used_errors)
             },
-            "securitySchemes": SECURITY_SCHEMES,
+            "securitySchemes": {k: v for k, v in SECURITY_SCHEMES.items() if k not in unenforced},
         },
     }
+    if webhooks:
+        doc["webhooks"] = {
+            name: {
+                "post": {
+                    "summary": hook.summary,
+                    **({"description": hook.description} if hook.description else {}),
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": REF.format(model=hook.payload.__name__)}}},
+                    },
+                    "responses": {"200": {"description": "Any 2xx answer: delivered"}},
+                }
+            }
+            for name, hook in webhooks.items()
+        }
     if server:
         doc["servers"] = [{"url": server}]
     return doc

@@ -116,26 +116,33 @@ def check_xlsx(path: str | os.PathLike[str]) -> SheetExtent:
     return extent
 
 
-def first_sheet_part(archive: zipfile.ZipFile) -> str:
-    """The zip path of the first sheet in workbook order (what calamine's sheet index 0 reads)."""
-    workbook = _read_xml(archive, "xl/workbook.xml")
+def zip_parts(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """The archive's entries by name, `/`-separated: some libraries write `xl\\workbook.xml`, which
+    calamine reads like `xl/workbook.xml` (zipfile keeps a name as written, except on Windows)."""
+    return {info.filename.replace("\\", "/"): info for info in archive.infolist()}
+
+
+def first_sheet_part(archive: zipfile.ZipFile) -> zipfile.ZipInfo:
+    """The zip entry of the first sheet in workbook order (what calamine's sheet index 0 reads)."""
+    parts = zip_parts(archive)
+    workbook = _read_xml(archive, parts, "xl/workbook.xml")
     sheets = workbook.find(f"{_MAIN_NS}sheets")
     first = None if sheets is None else sheets.find(f"{_MAIN_NS}sheet")
     if first is None:
         raise UnreadableFile("The workbook could not be read: it has no sheets.")
     rel_id = first.get(f"{_REL_NS}id")
-    rels = _read_xml(archive, "xl/_rels/workbook.xml.rels")
+    rels = _read_xml(archive, parts, "xl/_rels/workbook.xml.rels")
     for rel in rels.iter(f"{_PKG_REL_NS}Relationship"):
         if rel.get("Id") == rel_id:
             target = rel.get("Target", "")
             part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(f"xl/{target}")
-            if part in archive.NameToInfo:
-                return part
+            if part in parts:
+                return parts[part]
     raise UnreadableFile("The workbook could not be read: its first sheet is missing.")
 
 
-def _read_xml(archive: zipfile.ZipFile, name: str) -> ElementTree.Element:
-    info = archive.NameToInfo.get(name)
+def _read_xml(archive: zipfile.ZipFile, parts: dict[str, zipfile.ZipInfo], name: str) -> ElementTree.Element:
+    info = parts.get(name)
     if info is None:
         raise UnreadableFile(f"The workbook could not be read: {name} is missing.")
     if info.file_size > MAX_XML_META_BYTES:
@@ -147,7 +154,7 @@ def _read_xml(archive: zipfile.ZipFile, name: str) -> ElementTree.Element:
         raise UnreadableFile(f"The workbook could not be read: {name} is not valid XML ({exc}).") from None
 
 
-def scan_extent(archive: zipfile.ZipFile, part: str) -> SheetExtent:
+def scan_extent(archive: zipfile.ZipFile, part: zipfile.ZipInfo | str) -> SheetExtent:
     """Bound the last row and column calamine would place a cell in, streaming the sheet XML.
 
     The fast path reads each 1 MiB block with a few regex searches: "is there a column beyond the widest

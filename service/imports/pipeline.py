@@ -39,6 +39,7 @@ from service.ids import uuid7_batch
 from service.imports import VALID_COLUMNS, ImportFileError, Options, UnreadableFile, open_reader
 from service.imports.service import announce_end, process_job, remove_upload
 from service.jobs import Job
+from service.logs import request_id_var
 from service.tasks import service as tasks
 
 log = logging.getLogger("tasklane.imports")
@@ -132,6 +133,10 @@ async def run_job(ctx: Context, job_id: UUID) -> str:
     job = await ctx.db.fetch_one(Q.claim_job, id=job_id, lease_id=lease, stale=s.import_stale_after)
     if job is None:
         return "not-due"
+    # The upload's request id, even when the message carrying it was lost (the relay re-drives jobs
+    # without one): every line of the job, resumed or not, leads back to the request that started it.
+    if job["request_id"]:
+        request_id_var.set(job["request_id"])
     log.info("import started", extra={"job_id": str(job_id), "attempt": job["attempts"]})
     if job["cancel_requested"]:
         return await _finish(ctx, job, lease, Totals(), "cancelled")
@@ -368,6 +373,7 @@ async def _finish(
     ctx.dispatcher.dispatch_soon(*jobs)
     metrics.count(f"imports_{status}")
     metrics.count("rows_imported", row["rows_imported"])
+    metrics.count("tasks_created", row["rows_imported"])  # every imported row is a task (none on a dry run)
     await remove_upload(ctx, row)
     log.info("import finished", extra={"job_id": str(job["id"]), "status": status, **totals.counters()})
     return status

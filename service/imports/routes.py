@@ -18,16 +18,22 @@ from starlette.routing import Route
 from service import idempotency
 from service.http.auth import current_account
 from service.http.early import AnswerThenDrain
-from service.http.openapi import Body, operation
+from service.http.openapi import Body, Webhook, operation
 from service.imports import service
 from service.imports.presets import CHOICES as PRESETS
-from service.imports.schemas import DeliveryList, ImportOut, ImportPage, PageQuery, PreviewOut, RowErrorPage
+from service.imports.schemas import (
+    DeliveryList,
+    ImportEvent,
+    ImportOut,
+    ImportPage,
+    PageQuery,
+    PreviewOut,
+    RowErrorPage,
+)
 from service.imports.uploads import ENVELOPE_BYTES, receive_upload
 from service.json import dumps, json_response
 from service.notifications import webhooks
 
-FORM_FIELDS = frozenset({"webhook_url", "dry_run", "mapping", "preset"})
-PREVIEW_FIELDS = frozenset({"mapping", "preset"})
 FILE_PROPERTY = {
     "type": "string",
     "format": "binary",
@@ -53,12 +59,16 @@ UPLOAD_BODY = Body(
     {
         "type": "object",
         "required": ["file"],
+        "additionalProperties": False,
         "properties": {
             "file": FILE_PROPERTY,
             "webhook_url": {
                 "type": "string",
                 "format": "uri",
-                "description": "POSTed a signed event when the job ends",
+                "maxLength": webhooks.MAX_URL_LENGTH,
+                "pattern": webhooks.URL_PATTERN,
+                "description": "POSTed a signed event when the job ends (see the webhooks of this document); "
+                "http or https, without user name or password",
             },
             "dry_run": {"type": "boolean", "description": "Validate every row, import nothing"},
             **OPTION_PROPERTIES,
@@ -70,9 +80,22 @@ PREVIEW_BODY = Body(
     {
         "type": "object",
         "required": ["file"],
+        "additionalProperties": False,
         "properties": {"file": FILE_PROPERTY, **OPTION_PROPERTIES},
     },
 )
+# The text fields each upload takes, besides the file: exactly those its body above describes.
+FORM_FIELDS = frozenset(UPLOAD_BODY.schema["properties"]) - {"file"}
+PREVIEW_FIELDS = frozenset(PREVIEW_BODY.schema["properties"]) - {"file"}
+WEBHOOKS = {
+    f"import.{status}": Webhook(
+        f"An import {status}",
+        ImportEvent,
+        "POSTed to the import's webhook_url; retried on network errors, 5xx and 429 (4 attempts in all). "
+        "Verify the signature with WEBHOOK_SECRET (e.g. the standardwebhooks library) and drop repeated webhook-ids.",
+    )
+    for status in ("completed", "failed", "cancelled")
+}
 EVENT_POLL = 0.5
 KEEP_ALIVE = 15.0
 
@@ -86,9 +109,8 @@ def _query(request: Request, model: type[BaseModel]) -> BaseModel:
     tag="imports",
     body=UPLOAD_BODY,
     responses={202: ImportOut},
-    errors=(409, 413, 415),
     headers={202: {"Location": "The import job"}},
-    request_headers={"Idempotency-Key": "Retry-safe creation: the same key and file return the first response"},
+    idempotent=True,
     description="Streams the file to disk and queues the job. Only .csv (.tsv, .txt), .xlsx and .xls (checked by "
     "content). An empty file, or a `mapping`/`preset` that does not fit the file's header row, answers 422.",
 )
@@ -131,7 +153,13 @@ async def preview(request: Request) -> Response:
     return response if upload.complete else AnswerThenDrain(response, limit=max_bytes + ENVELOPE_BYTES)
 
 
-@operation(summary="The user's import jobs, newest first", tag="imports", query=PageQuery, responses={200: ImportPage})
+@operation(
+    summary="The user's import jobs, newest first",
+    tag="imports",
+    query=PageQuery,
+    responses={200: ImportPage},
+    errors=(400,),
+)
 async def list_imports(request: Request) -> Response:
     account = await current_account(request)
     query = _query(request, PageQuery)
@@ -165,7 +193,7 @@ async def delete(request: Request) -> Response:
     tag="imports",
     query=PageQuery,
     responses={200: RowErrorPage},
-    errors=(404,),
+    errors=(400, 404),
 )
 async def errors(request: Request) -> Response:
     account = await current_account(request)
@@ -180,6 +208,7 @@ async def errors(request: Request) -> Response:
     tag="imports",
     responses={200: Body("text/csv")},
     errors=(404,),
+    headers={200: {"Content-Disposition": 'attachment; filename="import-<id>-errors.csv"'}},
 )
 async def errors_csv(request: Request) -> Response:
     account = await current_account(request)
@@ -207,6 +236,8 @@ async def deliveries(request: Request) -> Response:
     tag="imports",
     responses={200: Body("text/event-stream")},
     errors=(404,),
+    description="`event: progress` with the job (as GET /imports/{id} shows it) whenever it changes, a "
+    "comment every 15 s while nothing does, and `event: end` once it has finished (or was deleted).",
 )
 async def events(request: Request) -> Response:
     """Server-sent events: the job whenever it changes, then `end` once it has finished."""

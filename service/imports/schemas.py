@@ -110,3 +110,23 @@ class PreviewOut(BaseModel):
     warnings: list[str]
     rows: list[PreviewRow] = Field(description="The first data rows (about 20) as they would be imported")
     partial: bool = Field(description="Only the start of the file was read (enough for the preview)")
+
+
+class ImportEventData(BaseModel):
+    job_id: UUID
+    status: Literal["completed", "failed", "cancelled"]
+    rows_processed: int
+    rows_imported: int
+    rows_failed: int
+    finished_at: datetime
+    completed_at: datetime = Field(description="The same time as finished_at")
+    error: str | None = Field(None, description="Why the import failed: import.failed events only")
+
+
+class ImportEvent(BaseModel):
+    """The body POSTed to an import's webhook_url when the job ends, signed per Standard Webhooks
+    (webhook-id, webhook-timestamp, webhook-signature with WEBHOOK_SECRET)."""
+
+    type: Literal["import.completed", "import.failed", "import.cancelled"]
+    timestamp: datetime = Field(description="When the event was queued")
+    data: ImportEventData

@@ -293,6 +293,8 @@ async def announce_end(ctx: Context, job: asyncpg.Record) -> list[Job]:
         "rows_failed": job["rows_failed"],
         "finished_at": job["finished_at"].isoformat(),
     }
+    if job["status"] == "failed":
+        data["error"] = job["error"]
     return [
         await webhooks.queue_import_event(
             ctx,

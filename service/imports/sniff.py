@@ -12,6 +12,7 @@ import os
 import zipfile
 from typing import Literal
 
+from service.imports.excel_guard import zip_parts
 from service.imports.exceptions import UnsupportedFile
 
 Kind = Literal["csv", "xlsx", "xls"]
@@ -109,6 +110,6 @@ def _what(head: bytes) -> str:
 def _zip_holds_workbook(path: str | os.PathLike[str]) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
-            return "xl/workbook.xml" in archive.NameToInfo
+            return "xl/workbook.xml" in zip_parts(archive)
     except (zipfile.BadZipFile, OSError, ValueError):
         return False

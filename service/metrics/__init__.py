@@ -15,6 +15,7 @@ never raises. The names, all reported (as 0 until first counted) by `GET /api/v1
     imports_cancelled             ... cancelled
     rows_imported                 rows an import turned into tasks
     emails_sent                   emails handed to the SMTP server
+    emails_printed                emails written to the worker log instead (no SMTP_HOST, development)
     emails_failed                 emails given up after their last attempt
     webhook_deliveries_delivered  webhook calls answered 2xx
     webhook_deliveries_retrying   webhook calls that failed and will be retried
@@ -46,6 +47,7 @@ COUNTERS: dict[str, str] = {
     "imports_cancelled": "Import jobs that were cancelled.",
     "rows_imported": "Rows imported as tasks.",
     "emails_sent": "Emails handed to the SMTP server.",
+    "emails_printed": "Emails written to the worker log instead of sent (no SMTP_HOST).",
     "emails_failed": "Emails given up after their last attempt.",
     "webhook_deliveries_delivered": "Webhook deliveries answered with 2xx.",
     "webhook_deliveries_retrying": "Webhook deliveries that failed and will be retried.",

@@ -38,8 +38,8 @@ async def _snapshot(request: Request) -> Snapshot:
     summary="Metrics of every process, as JSON",
     tag="operations",
     responses={200: Body("application/json", {"type": "object"})},
-    errors=(401,),
     auth="metrics",
+    headers={200: {"Cache-Control": "no-store"}},
 )
 async def metrics_json(request: Request) -> Response:
     snapshot = await _snapshot(request)
@@ -50,7 +50,6 @@ async def metrics_json(request: Request) -> Response:
     summary="Metrics in Prometheus text format",
     tag="operations",
     responses={200: Body("text/plain")},
-    errors=(401,),
     auth="metrics",
 )
 async def metrics_text(request: Request) -> Response:

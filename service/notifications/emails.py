@@ -23,6 +23,7 @@ from typing import Protocol
 from uuid import UUID
 
 import aiosmtplib
+import redis.asyncio as aioredis
 
 from service import metrics
 from service.accounts import tokens
@@ -31,6 +32,7 @@ from service.context import Context
 from service.db import Queries
 from service.jobs import Job
 from service.logs import request_id_var
+from service.notifications import inbox
 
 log = logging.getLogger("tasklane.emails")
 Q = Queries("emails")
@@ -61,6 +63,9 @@ class Outgoing:
 
 
 class Mailer(Protocol):
+    # What handing a message to this mailer does to it: "sent" (to an SMTP server) or "printed" (to the log).
+    outcome: str
+
     async def send(self, message: Outgoing) -> None: ...
 
 
@@ -134,6 +139,8 @@ async def deliver(ctx: Context, mailer: Mailer, email_id: UUID) -> str:
     )
     if row is None:
         return "not-due"  # sent, given up, unknown, another worker holds it, or its retry is not due yet
+    if row["request_id"]:
+        request_id_var.set(row["request_id"])  # also when the relay re-drove it without one
     account_id = row["account_id"]
     message = None
     if account_id is not None:
@@ -156,9 +163,15 @@ async def deliver(ctx: Context, mailer: Mailer, email_id: UUID) -> str:
         )
         raise DeliveryFailed(error, retry_in_ms) from exc
     await ctx.db.execute(Q.mark_email_sent, id=email_id)
-    log.info("email sent", extra={"email_id": str(email_id), "kind": row["kind"]})
-    metrics.count("emails_sent")
-    return "sent"
+    extra = {"email_id": str(email_id), "kind": row["kind"]}
+    if mailer.outcome == "printed":
+        # The one line for this email, its text included: no SMTP server received it.
+        extra |= {"to": message.to, "subject": message.subject, "body": message.body}
+        log.info("email printed, not sent (no SMTP_HOST)", extra=extra)
+    else:
+        log.info("email sent", extra=extra)
+    metrics.count(f"emails_{mailer.outcome}")
+    return mailer.outcome
 
 
 async def redrive(ctx: Context, limit: int = 500) -> list[Job]:
@@ -180,6 +193,8 @@ def _build(settings: Settings, message: Outgoing) -> EmailMessage:
 
 
 class SMTPMailer:
+    outcome = "sent"
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
@@ -197,15 +212,25 @@ class SMTPMailer:
 
 
 class LogMailer:
-    """Development stand-in when no SMTP_HOST is set: the email goes to the worker log, so a developer
-    running `make run` can read the activation code there. Never used when SMTP_HOST is set."""
+    """Development stand-in when no SMTP_HOST is set: `deliver` prints the email to the worker log (one
+    line with its text), and in development it is also kept for GET /dev/mail. Never used when
+    SMTP_HOST is set."""
+
+    outcome = "printed"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
 
     async def send(self, message: Outgoing) -> None:
-        log.warning(
-            "email not sent (no SMTP_HOST); its text follows",
-            extra={"to": message.to, "subject": message.subject, "body": message.body},
-        )
+        if not self.settings.dev_inbox:
+            return
+        # A client per email: development volumes, and nothing left to close when the worker stops.
+        async with aioredis.Redis.from_url(self.settings.redis_url, socket_timeout=5) as client:
+            await inbox.keep(
+                client,
+                {"id": str(message.email_id), "to": message.to, "subject": message.subject, "body": message.body},
+            )
 
 
 def mailer_for(settings: Settings) -> Mailer:
-    return SMTPMailer(settings) if settings.smtp_host else LogMailer()
+    return SMTPMailer(settings) if settings.smtp_host else LogMailer(settings)

@@ -57,6 +57,11 @@ Q = Queries("webhooks")
 ACTOR = "webhooks.deliver"
 MAX_ATTEMPTS = 4  # the first attempt and 3 retries
 MAX_URL_LENGTH = 2048
+# URLs that pass the syntax checks below, as a JSON Schema pattern for the OpenAPI document: http(s), a
+# host name or IPv4 address, an optional port, then visible ASCII. (The checks take a little more:
+# IPv6 literals and international names; and where the host may point is checked apart.)
+_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://{_LABEL}(\.{_LABEL})*(:[0-9]{{1,4}})?([/?#][\x21-\x7e]*)?$"
 RESOLVE_TIMEOUT = 5.0  # seconds validate_url_async waits for DNS
 CLAIM_SLACK = 1.0  # seconds a retry message may arrive before its due time (clock skew) and still run
 USER_AGENT = "tasklane-webhooks/0.1"
@@ -166,6 +171,17 @@ def _parse(url: str) -> httpx.URL:
     return parsed
 
 
+def endpoint(url: str) -> str:
+    """What a log line may show of a webhook URL: scheme, host and port. Path, query and user info can
+    hold secrets (tokens in a query string are common)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        return "<invalid URL>"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.host}{port}"
+
+
 def _host(parsed: httpx.URL) -> str:
     """The host as the HTTP client will look it up (IDNA-encoded by httpx, not by the socket module)."""
     return parsed.raw_host.decode("ascii")
@@ -263,7 +279,9 @@ async def queue_import_event(
 ) -> Job:
     """Record the webhook for an import job that ended, in the caller's transaction; dispatch the returned
     job after commit. `event_type` is import.completed, import.failed or import.cancelled; `data` holds
-    status, rows_processed, rows_imported, rows_failed and finished_at (job_id is filled in). Queueing the
+    status, rows_processed, rows_imported, rows_failed and finished_at (job_id is filled in, and
+    completed_at, the name seed 002 gives the end time, is finished_at again), and for import.failed an
+    `error` saying why. Queueing the
     same type for the same job again returns the first event's job. The URL is not checked here (it was
     at upload, and is again at every attempt): this never fails the caller's transaction over it."""
     if event_type not in IMPORT_EVENT_TYPES:
@@ -274,6 +292,7 @@ async def queue_import_event(
     missing = [name for name in IMPORT_DATA_FIELDS if name not in body]
     if missing:
         raise ValueError(f"import event data lacks {', '.join(missing)}")
+    body.setdefault("completed_at", body["finished_at"])
     payload = _json_value({"type": event_type, "timestamp": datetime.now(UTC), "data": body})
     orjson.dumps(payload)  # fails here, in the caller, rather than in the worker
     event_id = await ctx.db.fetch_val(
@@ -348,6 +367,8 @@ async def deliver(ctx: Context, http: httpx.AsyncClient, event_id: UUID) -> Outc
     )
     if row is None:
         return "not-due"
+    if row["request_id"]:
+        request_id_var.set(row["request_id"])  # also when the relay re-drove it without one
     attempt: int = row["attempts"]
     status_code: int | None = None
     retry_after: str | None = None
@@ -366,7 +387,9 @@ async def deliver(ctx: Context, http: httpx.AsyncClient, event_id: UUID) -> Outc
     except (httpx.HTTPError, OSError) as exc:
         error = _describe(exc)
     except Exception as exc:  # anything else still counts as an attempt (retried), never a stuck claim
-        log.exception("unexpected error delivering a webhook", extra={"event_id": str(event_id)})
+        log.exception(
+            "unexpected error delivering a webhook", extra={"event_id": str(event_id), "endpoint": endpoint(row["url"])}
+        )
         error = _describe(exc)
     duration_ms = round((time.monotonic() - started) * 1000)
 
@@ -399,7 +422,13 @@ async def deliver(ctx: Context, http: httpx.AsyncClient, event_id: UUID) -> Outc
         retry_in=delay,
         grace=s.relay_grace,
     )
-    extra = {"event_id": str(event_id), "attempt": attempt, "outcome": outcome, "status_code": status_code}
+    extra = {
+        "event_id": str(event_id),
+        "attempt": attempt,
+        "outcome": outcome,
+        "status_code": status_code,
+        "endpoint": endpoint(row["url"]),
+    }
     if changed is None:
         # The claim lapsed (the relay handed the event on): the attempt is recorded, the event is not ours.
         log.warning("webhook attempt finished after its claim lapsed", extra=extra)

@@ -101,7 +101,7 @@ def fetch_size(limit: int) -> int:
 def list_query(sort: str, filters: frozenset[str], after: bool, fetch: int | None) -> Query:
     """The statement for a sort (`-` prefix: descending), a set of filter-* fragment names, whether a
     cursor is given, and a literal fetch size (one of FETCH_SIZES) or None for a `:limit` parameter:
-    a bounded set of statements (6 sorts x 2^6 filter sets x 2 x 7 limits at most)."""
+    a bounded set of statements (6 sorts x 3 x 2^6 filter sets x 2 x 7 limits at most)."""
     if fetch is not None and fetch not in FETCH_SIZES:
         raise ValueError(f"fetch size {fetch} is not one of {FETCH_SIZES}")
     descending = sort.startswith("-")
@@ -177,8 +177,8 @@ def _shape(
     if due_after is not None:
         filters.add("filter_due_after")
         params["due_after"] = due_after
-    if overdue:
-        filters.add("filter_overdue")
+    if overdue is not None:
+        filters.add("filter_overdue" if overdue else "filter_not_overdue")
     chosen = frozenset(filters)
     fetch: int | None = None
     if chosen & VALUE_DEPENDENT:
@@ -186,7 +186,7 @@ def _shape(
     else:
         fetch = fetch_size(limit)
     # The page size is not part of the scope: a client may change it from page to page.
-    scope = orjson.dumps([sort, statuses, (category or "").lower(), q, due_before, due_after, bool(overdue)])
+    scope = orjson.dumps([sort, statuses, (category or "").lower(), q, due_before, due_after, overdue])
     return Shape(
         sort_key=SORT_KEYS[sort.lstrip("-")],
         first_page=list_query(sort, chosen, False, fetch),

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service import idempotency
+from service import idempotency, metrics
 from service.errors import Unprocessable
 from service.http.auth import current_account, token_user_id, unauthorized
 from service.http.bodies import read_json, read_json_object
@@ -76,6 +76,7 @@ _parse_common_query = lru_cache(maxsize=256)(parse_task_query)
     tag="tasks",
     query=TaskQuery,
     responses={200: TaskPage},
+    errors=(400,),
     description="Follow next_cursor to page: no task is skipped or repeated while tasks are added or deleted. "
     "A tampered cursor is refused with 400.",
 )
@@ -95,11 +96,8 @@ async def list_tasks(request: Request) -> Response:
     tag="tasks",
     body=TaskIn,
     responses={201: TaskOut},
-    errors=(409,),
     headers={201: {"Location": "The new task"}},
-    request_headers={
-        "Idempotency-Key": "Retry-safe creation: the same key and body within 24 h return the first response"
-    },
+    idempotent=True,
     description="A category named here is found or created (case-insensitively).",
 )
 async def create_task(request: Request) -> Response:
@@ -123,11 +121,15 @@ async def create_task(request: Request) -> Response:
         return idempotency.Outcome.json(201, task, {"Location": task_location(task)})
 
     if key is None:
-        return (await create()).response()
-    await current_account(request)  # the stored key belongs to the account: check it first
-    canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-    digest = idempotency.fingerprint(request.method, request.url.path, canonical)
-    return (await idempotency.run_once(ctx, user_id, key, digest, create)).response()
+        outcome = await create()
+    else:
+        await current_account(request)  # the stored key belongs to the account: check it first
+        canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        digest = idempotency.fingerprint(request.method, request.url.path, canonical)
+        outcome = await idempotency.run_once(ctx, user_id, key, digest, create)
+    if not outcome.replayed:  # counted once committed: a replay created nothing
+        metrics.count("tasks_created")
+    return outcome.response()
 
 
 @operation(summary="One task", tag="tasks", responses={200: TaskOut}, errors=(404,))

@@ -16,6 +16,12 @@ TITLE_MAX = 200
 DESCRIPTION_MAX = 10_000
 CATEGORY_MAX = 100
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# The same rules as JSON Schema patterns, for the OpenAPI document: no NUL; and some character that is
+# neither NUL nor whitespace (what str.strip() removes is what Python's \s matches).
+NO_NUL = r"^[^\x00]*$"
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+# Dates asyncpg cannot store as themselves (it sends date.min and date.max as -infinity and infinity).
+UNSTORABLE_DATES = (date.min.isoformat(), date.max.isoformat())
 
 
 def _no_nul(value: str, what: str) -> str:
@@ -28,11 +34,12 @@ def _no_nul(value: str, what: str) -> str:
 def title(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError("Title must be text")
+    # The length as sent, spaces included: what a client (and the schema's maxLength) can check.
+    if len(value) > TITLE_MAX:
+        raise ValueError(f"Title must be at most {TITLE_MAX} characters")
     value = value.strip()
     if not value:
         raise ValueError("Title must not be empty")
-    if len(value) > TITLE_MAX:
-        raise ValueError(f"Title must be at most {TITLE_MAX} characters")
     return _no_nul(value, "Title")
 
 
@@ -53,7 +60,9 @@ def status(value: object) -> str:
 
 
 def priority(value: object) -> int:
-    # bool is an int subclass; True is not a priority.
+    # 5.0 is the integer 5 to JSON (and JSON Schema): taken as such. bool is an int subclass; True is not a priority.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("Priority must be a whole number from 1 to 5")
     if not 1 <= value <= 5:
@@ -87,9 +96,9 @@ def category(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValueError("Category must be text")
+    if len(value) > CATEGORY_MAX:
+        raise ValueError(f"Category must be at most {CATEGORY_MAX} characters")
     value = value.strip()
     if not value:
         return None
-    if len(value) > CATEGORY_MAX:
-        raise ValueError(f"Category must be at most {CATEGORY_MAX} characters")
     return _no_nul(value, "Category")

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from service.tasks import rules
 
@@ -21,19 +21,35 @@ Sort = Literal["created_at", "-created_at", "due_date", "-due_date", "priority",
 SEARCH_MAX = 200
 
 
-def _date_schema(description: str) -> dict[str, Any]:
-    return {"type": "string", "format": "date", "description": description}
+def _date_schema(description: str, *, nullable: bool = False) -> dict[str, Any]:
+    return {
+        "type": ["string", "null"] if nullable else "string",
+        "format": "date",
+        "not": {"enum": list(rules.UNSTORABLE_DATES)},
+        "description": description,
+    }
+
+
+def _text_schema(max_length: int, pattern: str, description: str | None = None, *, nullable: bool = False) -> Any:
+    schema: dict[str, Any] = {
+        "type": ["string", "null"] if nullable else "string",
+        "maxLength": max_length,
+        "pattern": pattern,
+    }
+    if description:
+        schema["description"] = description
+    return WithJsonSchema(schema)
 
 
 Title = Annotated[
     str,
     PlainValidator(rules.title),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": rules.TITLE_MAX, "description": "Trimmed"}),
+    _text_schema(rules.TITLE_MAX, rules.NOT_BLANK, "Kept without its leading and trailing spaces"),
 ]
 Description = Annotated[
     str | None,
     PlainValidator(rules.description),
-    WithJsonSchema({"type": ["string", "null"], "maxLength": rules.DESCRIPTION_MAX}),
+    _text_schema(rules.DESCRIPTION_MAX, rules.NO_NUL, nullable=True),
 ]
 TaskStatus = Annotated[str, PlainValidator(rules.status), WithJsonSchema({"enum": list(rules.STATUSES)})]
 PRIORITY_MEANING = "1 is the most urgent, 5 the least; sorting by `priority` ascending lists the most urgent first"
@@ -45,18 +61,22 @@ Priority = Annotated[
 DueDate = Annotated[
     date | None,
     PlainValidator(rules.due_date),
-    WithJsonSchema({"type": ["string", "null"], "format": "date", "description": "YYYY-MM-DD, or null for none"}),
+    WithJsonSchema(_date_schema("YYYY-MM-DD, or null for none", nullable=True)),
 ]
 CategoryName = Annotated[
     str | None,
     PlainValidator(rules.category),
-    WithJsonSchema(
-        {
-            "type": ["string", "null"],
-            "maxLength": rules.CATEGORY_MAX,
-            "description": "A category name (created if new; matched case-insensitively), or null for none",
-        }
+    _text_schema(
+        rules.CATEGORY_MAX,
+        rules.NO_NUL,
+        "A category name (created if new; matched case-insensitively); null or only spaces for none",
+        nullable=True,
     ),
+]
+CategoryFilter = Annotated[
+    str | None,
+    PlainValidator(rules.category),
+    _text_schema(rules.CATEGORY_MAX, rules.NO_NUL, "Only tasks in the category of this name (case-insensitively)"),
 ]
 
 
@@ -70,19 +90,11 @@ def _new_category_name(value: object) -> str:
 def _search(value: object) -> str | None:
     if not isinstance(value, str):
         raise ValueError("Search text must be text")
-    value = value.strip()
     if len(value) > SEARCH_MAX:
         raise ValueError(f"Search text must be at most {SEARCH_MAX} characters")
     if "\x00" in value:
         raise ValueError("Search text must not contain NUL characters")
-    return value or None
-
-
-def _only_true(value: bool | None) -> bool | None:
-    # "overdue=false" could mean "not overdue" or "no overdue filter": neither is guessed.
-    if value is False:
-        raise ValueError("Only overdue=true is supported; leave it out to list every task")
-    return value
+    return value.strip() or None
 
 
 class Strict(BaseModel):
@@ -115,20 +127,24 @@ class TaskQuery(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     status: tuple[TaskStatus, ...] = ()
-    category: CategoryName = None
+    category: CategoryFilter = None
     q: Annotated[
         str | None,
         PlainValidator(_search),
-        WithJsonSchema({"type": "string", "maxLength": SEARCH_MAX, "description": "Substring of title/description"}),
+        _text_schema(SEARCH_MAX, rules.NO_NUL, "Substring of title/description"),
     ] = None
     due_before: Annotated[
-        date | None, PlainValidator(rules.due_date), WithJsonSchema(_date_schema("Due strictly before this day"))
+        date | None,
+        PlainValidator(rules.due_date),
+        WithJsonSchema(_date_schema("Due strictly before this day (tasks due on it are left out)")),
     ] = None
     due_after: Annotated[
-        date | None, PlainValidator(rules.due_date), WithJsonSchema(_date_schema("Due strictly after this day"))
+        date | None,
+        PlainValidator(rules.due_date),
+        WithJsonSchema(_date_schema("Due strictly after this day (tasks due on it are left out)")),
     ] = None
-    overdue: Annotated[bool | None, AfterValidator(_only_true)] = Field(
-        None, description="true: only tasks due before today (UTC) and not done"
+    overdue: bool | None = Field(
+        None, description="true: only tasks due before today (UTC) and not done; false: only the others"
     )
     sort: Sort = Field(
         "-created_at",
@@ -143,7 +159,7 @@ class CategoryPatch(Strict):
     name: Annotated[
         str,
         PlainValidator(_new_category_name),
-        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": rules.CATEGORY_MAX}),
+        _text_schema(rules.CATEGORY_MAX, rules.NOT_BLANK, "Kept without its leading and trailing spaces"),
     ]
 
 

@@ -13,7 +13,7 @@ SET status = 'sending', attempts = attempts + 1, next_attempt_at = now() + make_
 WHERE id = :id
   AND ((status = 'pending' AND next_attempt_at <= now() + make_interval(secs => :grace::float8 + :slack::float8))
        OR (status = 'sending' AND next_attempt_at < now()))
-RETURNING id, account_id, kind, to_address, attempts;
+RETURNING id, account_id, kind, to_address, attempts, request_id;
 
 -- name: mark-email-sent
 -- Records a delivered email.

@@ -200,3 +200,7 @@ AND coalesce(t.due_date, 'infinity'::date) < 'infinity'::date
 -- name: filter-overdue
 -- Filter: overdue, that is due before today (UTC) and not done.
 AND coalesce(t.due_date, 'infinity'::date) < (now() AT TIME ZONE 'UTC')::date AND t.status <> 'done'
+
+-- name: filter-not-overdue
+-- Filter: not overdue, that is done, due today or later (UTC), or without due date.
+AND NOT (coalesce(t.due_date, 'infinity'::date) < (now() AT TIME ZONE 'UTC')::date AND t.status <> 'done')

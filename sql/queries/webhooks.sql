@@ -21,7 +21,7 @@ WHERE id = :id
   AND status = 'pending'
   AND not_before <= now() + make_interval(secs => :slack)
   AND attempts < :max_attempts
-RETURNING id, url, type, payload, attempts;
+RETURNING id, url, type, payload, attempts, request_id;
 
 -- name: record-webhook-attempt
 -- Stores one attempt (replacing the relay's placeholder for it, if a lapsed claim left one) and moves the

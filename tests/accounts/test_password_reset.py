@@ -61,7 +61,7 @@ async def test_bad_reset_requests(client, ctx, smtp):
     await active_account(client, ctx, smtp, EMAIL)
     token = await _reset_token(client, ctx, smtp)
     confirm = "/api/v1/auth/password-reset/confirm"
-    assert_problem(await client.post(confirm, json={"token": "forged", "password": NEW_PASSWORD}), 400)
+    assert_problem(await client.post(confirm, json={"token": "forged", "password": NEW_PASSWORD}), 403)
     assert_problem(await client.post(confirm, json={"token": token, "password": "weak"}), 422)
     assert_problem(await client.post("/api/v1/auth/password-reset", json={"email": "nope"}), 422)
     # The weak-password attempt did not spend the token

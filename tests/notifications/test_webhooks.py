@@ -272,6 +272,7 @@ async def test_queued_event_holds_the_spec_payload_and_queueing_twice_is_a_no_op
         "rows_imported": 9,
         "rows_failed": 1,
         "finished_at": "2026-03-01T10:30:00Z",
+        "completed_at": "2026-03-01T10:30:00Z",
     }
     # The same job ending again (a retried import) does not make a second event
     again, _, _ = await _queue(ctx, "https://8.8.8.8/h", job_id=job_id, user_id=user_id)
