@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from tests.receiver import Reply, WebhookReceiver
+from tests.reporting import report, terminal_summary  # noqa: F401  (the `report` fixture)
 from tests.support import SMTPSink, free_port
 
 TEST_WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0wMTIzNDU2Nzg5YWI="  # base64 of 32 bytes
@@ -155,3 +156,7 @@ def pytest_configure(config: pytest.Config) -> None:
             s.settimeout(2)
             if s.connect_ex((host, port)) != 0:
                 raise pytest.UsageError(f"{what} is not answering on {host}:{port}; .ci/run starts it")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    terminal_summary(terminalreporter, "contract findings", "tests/test_contract.py")

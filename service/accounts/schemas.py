@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
+import email_validator
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -34,11 +35,25 @@ def check_password(value: str) -> str:
     return value
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
+# email-validator refuses special-use domains (RFC 6761: .test, .invalid, .localhost...): no email reaches them.
+SPECIAL_USE_DOMAINS = rf"[@.]({'|'.join(map(_any_case, email_validator.SPECIAL_USE_DOMAIN_NAMES))})\.?$"
 Email = Annotated[
     str,
     Field(max_length=320),
     AfterValidator(normalise_email),
-    WithJsonSchema({"type": "string", "format": "email", "maxLength": 320}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "email",
+            "maxLength": 320,
+            "not": {"pattern": SPECIAL_USE_DOMAINS},
+            "description": "Not at a special-use domain (.test, .invalid, .localhost, .local, .onion, .arpa)",
+        }
+    ),
 ]
 # Login takes whatever was typed (OAuth2 clients send a "username"): a malformed email is just wrong.
 LoginEmail = Annotated[str, Field(min_length=1, max_length=320), AfterValidator(lambda v: v.strip().lower())]
@@ -75,6 +90,22 @@ class ActivateIn(Strict):
 class LoginIn(Strict):
     email: LoginEmail
     password: AnyPassword
+
+
+class LoginForm(Strict):
+    """The OAuth2 password grant's form (RFC 6749, section 4.3): `username` is the email. A client's
+    scope and id, which some OAuth2 libraries send, are taken and ignored."""
+
+    username: LoginEmail
+    password: AnyPassword
+    # A form has no null: absent fields are simply not sent.
+    grant_type: Literal["password"] = "password"
+    scope: Annotated[str, Field(max_length=1024)] = ""
+    client_id: Annotated[str, Field(max_length=1024)] = ""
+    client_secret: Annotated[str, Field(max_length=1024)] = ""
+
+    def login(self) -> LoginIn:
+        return LoginIn(email=self.username, password=self.password)
 
 
 class RefreshIn(Strict):

@@ -61,14 +61,11 @@ async def read_json(request: Request, model: type[M], limit: int) -> M:
     return model.model_validate(await read_json_object(request, limit))
 
 
-async def read_json_or_form(request: Request, model: type[M], limit: int, aliases: dict[str, str]) -> M:
-    """JSON, or an urlencoded form whose field names are mapped through `aliases` (OAuth2 style)."""
-    if media_type(request) != "application/x-www-form-urlencoded":
-        return await read_json(request, model, limit)
+async def read_form(request: Request, model: type[M], limit: int) -> M:
+    """An application/x-www-form-urlencoded body, validated into `model`."""
     body = await read_body(request, limit)
     try:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
     except (UnicodeDecodeError, ValueError):
         raise MalformedBody("The form body is not valid") from None
-    data = {aliases.get(key, key): value for key, value in pairs}
-    return model.model_validate(data)
+    return model.model_validate(dict(pairs))

@@ -39,9 +39,17 @@ class Body:
 
     media_type: str
     schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+    encoding: dict[str, Any] | None = None  # of a multipart body's parts
 
 
-Content = type[BaseModel] | Body
+@dataclass(frozen=True)
+class Form:
+    """A model sent as an application/x-www-form-urlencoded body."""
+
+    model: type[BaseModel]
+
+
+Content = type[BaseModel] | Body | Form
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class Operation:
     # A body, or several media types of one (JSON and a form, JSON and HTML), for requests and answers.
     responses: dict[int, Content | tuple[Content, ...] | None]
     body: Content | tuple[Content, ...] | None = None
+    body_required: bool = True
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     auth: Auth = "bearer"
@@ -82,17 +91,6 @@ def operation(**spec: Any) -> Callable[[F], F]:
 
 def spec_of(route: BaseRoute) -> Operation | None:
     return getattr(getattr(route, "endpoint", None), "__openapi__", None)
-
-
-def form_of(model: type[BaseModel], renamed: Mapping[str, str]) -> Body:
-    """The urlencoded form variant of a JSON body model, fields renamed as the endpoint reads them
-    (the OAuth2 password form's `username` for `email`)."""
-    schema = model.model_json_schema(ref_template=REF)
-    properties = {renamed.get(name, name): prop for name, prop in schema.get("properties", {}).items()}
-    form: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
-    if "required" in schema:
-        form["required"] = [renamed.get(name, name) for name in schema["required"]]
-    return Body("application/x-www-form-urlencoded", form)
 
 
 PROBLEM = {
@@ -137,15 +135,12 @@ RESPONSE_HEADERS: dict[str, tuple[dict[str, Any], str]] = {
     "Location": ({"type": "string", "format": "uri-reference"}, "The resource"),
 }
 REQUEST_HEADERS: dict[str, dict[str, Any]] = {
-    REQUEST_ID: {"type": "string"},
     idempotency.HEADER: {"type": "string", "pattern": f"^{idempotency.KEY_PATTERN}$"},
 }
-REQUEST_HEADER_TEXT = {
-    REQUEST_ID: "Your id for this request, echoed and logged when it is 1 to 128 of A-Z a-z 0-9 . _ : - "
-    "(anything else is replaced by a new id)",
-    idempotency.HEADER: "1 to 255 visible ASCII characters. Retry-safe creation: the same key and request "
-    "within 24 h return the first response (another request with the key: 422; the first still running: 409)",
-}
+IDEMPOTENCY_TEXT = (
+    "1 to 255 visible ASCII characters. Retry-safe creation: the same key and request within 24 h return the "
+    "first response (another request with the key: 422; the first still running: 409)"
+)
 # Headers every answer of some status carries, or may carry.
 STATUS_HEADERS: dict[int, tuple[str, ...]] = {
     401: ("WWW-Authenticate",),
@@ -169,7 +164,13 @@ def _variants(item: Content | tuple[Content, ...] | None) -> tuple[Content, ...]
 
 
 def _content(item: Content | tuple[Content, ...] | None) -> dict[str, Any]:
-    return {media: {"schema": schema} for media, schema in map(_schema_of, _variants(item))}
+    content = {}
+    for variant in _variants(item):
+        media, schema = _schema_of(variant)
+        content[media] = {"schema": schema}
+        if isinstance(variant, Body) and variant.encoding:
+            content[media]["encoding"] = variant.encoding
+    return content
 
 
 def _models(operations: list[Operation], webhooks: Mapping[str, Webhook]) -> list[tuple[type[BaseModel], Any]]:
@@ -178,8 +179,9 @@ def _models(operations: list[Operation], webhooks: Mapping[str, Webhook]) -> lis
     seen: dict[tuple[str, str], tuple[type[BaseModel], Literal["validation", "serialization"]]] = {}
     for op in operations:
         for item in _variants(op.body):
-            if isinstance(item, type) and issubclass(item, BaseModel):
-                seen.setdefault((item.__name__, "validation"), (item, "validation"))
+            model = item.model if isinstance(item, Form) else item
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                seen.setdefault((model.__name__, "validation"), (model, "validation"))
         for response in op.responses.values():
             for item in _variants(response):
                 if isinstance(item, type) and issubclass(item, BaseModel):
@@ -192,6 +194,8 @@ def _models(operations: list[Operation], webhooks: Mapping[str, Webhook]) -> lis
 def _schema_of(item: Content) -> tuple[str, dict[str, Any]]:
     if isinstance(item, Body):
         return item.media_type, item.schema
+    if isinstance(item, Form):
+        return "application/x-www-form-urlencoded", {"$ref": REF.format(model=item.model.__name__)}
     return "application/json", {"$ref": REF.format(model=item.__name__)}
 
 
@@ -278,9 +282,9 @@ def _operation(path: str, method: str, op: Operation, auth_enforced: bool) -> di
     ]
     if op.query is not None:
         params += _query_parameters(op.query)
-    request_headers = {REQUEST_ID: REQUEST_HEADER_TEXT[REQUEST_ID], **op.request_headers}
+    request_headers = dict(op.request_headers)
     if op.idempotent:
-        request_headers[idempotency.HEADER] = REQUEST_HEADER_TEXT[idempotency.HEADER]
+        request_headers[idempotency.HEADER] = IDEMPOTENCY_TEXT
     params += [
         {
             "name": name,
@@ -291,9 +295,10 @@ def _operation(path: str, method: str, op: Operation, auth_enforced: bool) -> di
         }
         for name, text in request_headers.items()
     ]
-    out["parameters"] = params
+    if params:
+        out["parameters"] = params
     if op.body is not None:
-        out["requestBody"] = {"required": True, "content": _content(op.body)}
+        out["requestBody"] = {"required": op.body_required, "content": _content(op.body)}
     for status, item in op.responses.items():
         response: dict[str, Any] = {"description": HTTPStatus(status).phrase}
         if item is not None:
@@ -411,7 +416,9 @@ def document(
             "title": title,
             "version": version,
             "description": "Personal task lists with accounts and bulk CSV/Excel imports. "
-            "Errors are application/problem+json (RFC 9457).",
+            "Errors are application/problem+json (RFC 9457). Every answer carries an X-Request-ID header: "
+            "the one the request sent, when it is 1 to 128 of A-Z a-z 0-9 . _ : - (anything else is replaced), "
+            "or a new id; it is on every log line the request caused, in the web and worker processes.",
         },
         "paths": paths,
         "components": {

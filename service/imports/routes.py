@@ -74,6 +74,18 @@ UPLOAD_BODY = Body(
             **OPTION_PROPERTIES,
         },
     },
+    # The kind of file is told by its name and checked against its content.
+    encoding={
+        "file": {
+            "headers": {
+                "Content-Disposition": {
+                    "description": "The file's name, ending in .csv, .xlsx or .xls",
+                    "schema": {"type": "string"},
+                    "example": 'form-data; name="file"; filename="tasks.csv"',
+                }
+            }
+        }
+    },
 )
 PREVIEW_BODY = Body(
     "multipart/form-data",
@@ -96,6 +108,23 @@ WEBHOOKS = {
     )
     for status in ("completed", "failed", "cancelled")
 }
+# One server-sent event (comments, the keep-alives, are not events).
+EVENT_STREAM = Body(
+    "text/event-stream",
+    {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"enum": ["progress", "end"]},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "description": 'The job as GET /imports/{id} shows it; {"status": "deleted"} at the end of '
+                "a deleted job's stream",
+            },
+        },
+    },
+)
 EVENT_POLL = 0.5
 KEEP_ALIVE = 15.0
 
@@ -234,7 +263,7 @@ async def deliveries(request: Request) -> Response:
 @operation(
     summary="Live progress as server-sent events",
     tag="imports",
-    responses={200: Body("text/event-stream")},
+    responses={200: EVENT_STREAM},
     errors=(404,),
     description="`event: progress` with the job (as GET /imports/{id} shows it) whenever it changes, a "
     "comment every 15 s while nothing does, and `event: end` once it has finished (or was deleted).",

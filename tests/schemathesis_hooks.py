@@ -1,0 +1,32 @@
+"""Schemathesis hooks for the contract test (loaded by its config file, in the `st` process). They give
+requests schemathesis means to be valid what no schema can describe; the others keep what was generated
+and must be refused:
+
+- an upload's kind is told by its content: random bytes named tasks.csv are rightly refused (415, as the
+  document says), so a valid upload gets a real CSV file;
+- an Idempotency-Key already used for another request is rightly refused (422, as the document says), so
+  a valid request gets a key of its own (what the key is for: one key per distinct request).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import schemathesis
+
+# As text: schemathesis re-checks an edited body against the schema, and takes bytes for invalid there.
+SAMPLE = (Path(__file__).parents[1] / "examples" / "tasks.csv").read_text()
+
+
+@schemathesis.hook
+def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return
+    # New containers, never edits in place: generated cases can share them.
+    if case.headers and "Idempotency-Key" in case.headers:
+        case.headers = {**case.headers, "Idempotency-Key": uuid.uuid4().hex}
+    upload = (case.method.upper(), case.operation.path) == ("POST", "/api/v1/imports")
+    if upload and isinstance(case.body, dict) and "file" in case.body:
+        case.body = {**case.body, "file": SAMPLE}
