@@ -14,7 +14,7 @@ from uuid import UUID
 
 import asyncpg
 
-from service import idempotency, pagination
+from service import idempotency, metrics, pagination
 from service.context import Context
 from service.db import Queries
 from service.errors import Conflict, NotFound, Unprocessable, UnsupportedMediaType
@@ -265,6 +265,7 @@ async def cancel_job(ctx: Context, user_id: UUID, job_id: UUID) -> asyncpg.Recor
             jobs.extend(await announce_end(ctx, row))
     ctx.dispatcher.dispatch_soon(*jobs)
     if row["status"] == "cancelled":
+        metrics.count("imports_cancelled")  # no worker will: the job ended here
         await remove_upload(ctx, row)
     return row
 

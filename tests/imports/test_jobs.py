@@ -471,3 +471,80 @@ async def test_the_relay_re_drives_an_import_whose_message_was_lost(client, ctx,
     await db_execute(ctx, "UPDATE import_jobs SET created_at = now() - interval '1 hour'")
     assert await sweep(ctx, broker) == 1
     assert broker.do_qsize("imports") == 1
+
+
+async def test_an_xlsx_written_with_backslashes_in_its_zip_imports(client, ctx, smtp, tmp_path):
+    import uuid
+    import zipfile
+
+    headers = await user(client, ctx, smtp)
+    good = write_xlsx(tmp_path, [["title", "priority"], ["Backslashed", 2]])
+    # As some libraries write them: xl\workbook.xml, not xl/workbook.xml (python-calamine reads either)
+    odd = tmp_path / "odd.xlsx"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(odd, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename.replace("/", "\\"), src.read(info))
+    response = await upload(client, headers, odd.read_bytes(), name="odd.xlsx")
+    assert response.status_code == 202, response.text
+    assert await pipeline.run_job(ctx, uuid.UUID(response.json()["id"])) == "completed"
+    assert await db_value(ctx, "SELECT title FROM tasks") == "Backslashed"
+
+
+async def test_a_resumed_import_logs_with_the_request_id_of_its_upload(client, ctx, smtp):
+    import io
+    import logging
+    import uuid
+
+    from service.logs import JSONFormatter, request_id_var
+
+    headers = await user(client, ctx, smtp)
+    response = await upload(client, {**headers, "X-Request-ID": "upload-42"}, csv_rows(5))
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JSONFormatter())
+    logger = logging.getLogger("tasklane.imports")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+
+    async def resumed() -> str:
+        # The worker that resumes it got a message without the id: the relay re-drives from the database.
+        request_id_var.set(None)
+        return await pipeline.run_job(ctx, uuid.UUID(response.json()["id"]))
+
+    try:
+        assert await asyncio.create_task(resumed()) == "completed"  # a task: a context of its own
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    lines = [__import__("orjson").loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["message"] for line in lines] == ["import started", "import finished"]
+    assert {line["request_id"] for line in lines} == {"upload-42"}
+
+
+async def test_the_end_of_an_import_is_announced_with_completed_at_and_why_it_failed(
+    client, ctx, smtp, settings, webhook_receiver
+):
+    import uuid
+
+    from service.notifications import webhooks
+    from tests.conftest import TEST_WEBHOOK_SECRET
+
+    headers = await user(client, ctx, smtp)
+    receiver = webhook_receiver()
+    response = await upload(client, headers, b"name\nno title column\n", webhook_url=receiver.url)
+    assert await pipeline.run_job(ctx, uuid.UUID(response.json()["id"])) == "failed"
+    event_id = await db_value(ctx, "SELECT id FROM webhook_events")
+    http = webhooks.make_http_client(settings)
+    try:
+        assert await webhooks.deliver(ctx, http, event_id) == "delivered"
+    finally:
+        await http.aclose()
+    [received] = receiver.requests
+    payload = received.verify(TEST_WEBHOOK_SECRET)
+    assert payload["type"] == "import.failed"
+    data = payload["data"]
+    assert data["completed_at"] == data["finished_at"] and data["status"] == "failed"
+    assert "title" in data["error"].lower()
+    job = (await client.get(f"/api/v1/imports/{response.json()['id']}", headers=headers)).json()
+    assert data["error"] == job["error"]

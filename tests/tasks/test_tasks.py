@@ -77,6 +77,10 @@ async def test_every_field_can_be_set_on_creation(alice):
         ({"title": "ok", "due_date": "30/04/2030"}, {"due_date"}),
         ({"title": "ok", "due_date": "2030-04-30T10:00:00"}, {"due_date"}),
         ({"title": "ok", "category": "c" * 101}, {"category"}),
+        # Lengths count what was sent, spaces included (as the schema's maxLength does)
+        ({"title": " " + "x" * 199 + " "}, {"title"}),
+        ({"title": "ok", "category": " " + "c" * 100 + " "}, {"category"}),
+        ({"title": "ok", "category": "bad\u0000category"}, {"category"}),
         ({"title": "bad\u0000title"}, {"title"}),
         ({"title": "ok", "colour": "red"}, {"colour"}),
         ({"title": "", "priority": 9, "status": "x", "owner": "me"}, {"title", "priority", "status", "owner"}),
@@ -87,6 +91,16 @@ async def test_invalid_fields_are_named_in_a_422(alice, client, body, fields):
     problem = assert_problem(response, 422)
     assert field_names(problem) == fields
     assert all(error["message"] for error in problem["errors"])
+
+
+async def test_what_the_document_allows_is_accepted(alice, client):
+    # 5.0 is the integer 5 to JSON and to JSON Schema
+    assert (await alice.create(title="Whole", priority=5.0))["priority"] == 5
+    # At the bounds, spaces included; kept trimmed
+    task = await alice.create(title=" " + "x" * 198 + " ", category=" " + "c" * 98 + " ")
+    assert task["title"] == "x" * 198 and task["category"] == "c" * 98
+    # A category of only spaces is none
+    assert (await alice.create(title="No category", category="   "))["category"] is None
 
 
 async def test_unknown_fields_are_rejected_not_dropped(alice, client, ctx):
