@@ -3,7 +3,8 @@ requests schemathesis means to be valid what no schema can describe; the others 
 and must be refused:
 
 - an upload's kind is told by its content: random bytes named tasks.csv are rightly refused (415, as the
-  document says), so a valid upload gets a real CSV file;
+  document says), so a valid upload (or preview) gets a real CSV file; and its `mapping` and `preset`, which
+  must fit that file's header row (else 422, as documented), get values that do;
 - an Idempotency-Key already used for another request is rightly refused (422, as the document says), so
   a valid request gets a key of its own (what the key is for: one key per distinct request).
 """
@@ -16,8 +17,11 @@ from typing import Any
 
 import schemathesis
 
+from service.imports.presets import NO_PRESET
+
 # As text: schemathesis re-checks an edited body against the schema, and takes bytes for invalid there.
 SAMPLE = (Path(__file__).parents[1] / "examples" / "tasks.csv").read_text()
+FITTING_MAPPING = '{"owner": null, "priority": "priority"}'  # columns of SAMPLE
 
 
 @schemathesis.hook
@@ -27,6 +31,6 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     # New containers, never edits in place: generated cases can share them.
     if case.headers and "Idempotency-Key" in case.headers:
         case.headers = {**case.headers, "Idempotency-Key": uuid.uuid4().hex}
-    upload = (case.method.upper(), case.operation.path) == ("POST", "/api/v1/imports")
-    if upload and isinstance(case.body, dict) and "file" in case.body:
-        case.body = {**case.body, "file": SAMPLE}
+    if case.method.upper() == "POST" and isinstance(case.body, dict) and "file" in case.body:
+        fitting = {"file": SAMPLE, "mapping": FITTING_MAPPING, "preset": NO_PRESET}
+        case.body = {**case.body, **{name: value for name, value in fitting.items() if name in case.body}}

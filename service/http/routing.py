@@ -2,7 +2,9 @@
 naming every method the path serves (RFC 9110), and OPTIONS gets 204 with that same header.
 
 Starlette hands a request whose method matches no route to the first route with the path, whose `Allow`
-would name only its own methods; `shared_paths` gives each route the whole set of its path.
+would name only its own methods; `shared_paths` gives each route the whole set of its path. And a path
+written out (`/imports/preview`) is that resource alone, never a value of a parameter of another route's
+path (`/imports/{id}`): GET /imports/preview is 405, not "no import with id preview".
 """
 
 from __future__ import annotations
@@ -11,12 +13,18 @@ from collections.abc import Sequence
 
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
 
 class PathRoute(Route):
     allow: str = ""
+    literal_paths: frozenset[str] = frozenset()  # paths of other routes this one's parameters must not take
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and scope["path"] in self.literal_paths:
+            return Match.NONE, {}
+        return super().matches(scope)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods and scope["method"] not in self.methods:
@@ -33,6 +41,7 @@ def shared_paths(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
     for route in routes:
         if isinstance(route, Route) and route.methods:
             methods.setdefault(route.path, {"OPTIONS"}).update(route.methods)
+    literal = frozenset(path for path in methods if not route_has_parameters(path))
     out: list[BaseRoute] = []
     for route in routes:
         if isinstance(route, Route) and route.methods:
@@ -44,6 +53,12 @@ def shared_paths(routes: Sequence[BaseRoute]) -> list[BaseRoute]:
                 include_in_schema=route.include_in_schema,
             )
             shared.allow = ", ".join(sorted(methods[route.path]))
+            if route_has_parameters(route.path):
+                shared.literal_paths = literal
             route = shared
         out.append(route)
     return out
+
+
+def route_has_parameters(path: str) -> bool:
+    return "{" in path

@@ -39,6 +39,18 @@ FILE_PROPERTY = {
     "format": "binary",
     "description": ".csv (or tab-delimited .tsv/.txt), .xlsx or .xls, up to MAX_UPLOAD_BYTES",
 }
+# The kind of file is told by its name and checked against its content.
+FILE_ENCODING = {
+    "file": {
+        "headers": {
+            "Content-Disposition": {
+                "description": "The file's name, ending in .csv, .tsv, .txt, .xlsx or .xls",
+                "schema": {"type": "string"},
+                "example": 'form-data; name="file"; filename="tasks.csv"',
+            }
+        }
+    }
+}
 OPTION_PROPERTIES: dict[str, Any] = {
     "mapping": {
         "type": "string",
@@ -74,18 +86,7 @@ UPLOAD_BODY = Body(
             **OPTION_PROPERTIES,
         },
     },
-    # The kind of file is told by its name and checked against its content.
-    encoding={
-        "file": {
-            "headers": {
-                "Content-Disposition": {
-                    "description": "The file's name, ending in .csv, .xlsx or .xls",
-                    "schema": {"type": "string"},
-                    "example": 'form-data; name="file"; filename="tasks.csv"',
-                }
-            }
-        }
-    },
+    encoding=FILE_ENCODING,
 )
 PREVIEW_BODY = Body(
     "multipart/form-data",
@@ -95,6 +96,7 @@ PREVIEW_BODY = Body(
         "additionalProperties": False,
         "properties": {"file": FILE_PROPERTY, **OPTION_PROPERTIES},
     },
+    encoding=FILE_ENCODING,
 )
 # The text fields each upload takes, besides the file: exactly those its body above describes.
 FORM_FIELDS = frozenset(UPLOAD_BODY.schema["properties"]) - {"file"}
