@@ -203,6 +203,31 @@ def running_worker(threads: int = 2) -> Iterator[Any]:
         worker.stop()
 
 
+async def fail_every_attempt(ctx: Context, email_id: Any) -> str:
+    """Deliver a queued email to an SMTP server that refuses it, attempt after attempt, each as soon as the
+    last failed; the outcome of the last one (the SMTP sink must be refusing)."""
+    import pytest
+
+    from service.notifications.emails import MAX_ATTEMPTS, DeliveryFailed, SMTPMailer, deliver
+
+    for _ in range(MAX_ATTEMPTS - 1):
+        with pytest.raises(DeliveryFailed):
+            await deliver(ctx, SMTPMailer(ctx.settings), email_id)
+        await db_execute(ctx, "UPDATE emails SET next_attempt_at = now()")
+    return await deliver(ctx, SMTPMailer(ctx.settings), email_id)
+
+
+def wait_until(probe: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    """Poll a (blocking) probe until it returns something truthy, which is returned; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not in {timeout:.0f} s")
+
+
 async def eventually(probe: Callable[[], Any], timeout: float = 15.0) -> Any:
     """Poll an async probe until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -32,7 +32,7 @@ import pytest
 
 from tests.processes import BIN, ROOT, Stack, stack_env
 from tests.receiver import WebhookReceiver
-from tests.support import PASSWORD
+from tests.support import PASSWORD, wait_until
 
 pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "25"))
@@ -76,16 +76,6 @@ def signup(http: httpx.Client, address: str) -> str:
     return response.json()["access_token"]
 
 
-def wait_for(probe: Any, what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not in {DEADLINE:.0f} s")
-
-
 @pytest.fixture(scope="module")
 def live(database: str, redis_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     redis_client.flushdb()
@@ -111,8 +101,10 @@ def live(database: str, redis_client: Any, tmp_path_factory: pytest.TempPathFact
             )
             assert upload.status_code == 202, upload.text
             job = upload.json()["id"]
-            wait_for(lambda: http.get(f"/api/v1/imports/{job}", headers=auth).json()["status"] == "completed", "import")
-            wait_for(lambda: http.get(f"/api/v1/imports/{job}/deliveries", headers=auth).json()["items"], "webhook")
+            wait_until(
+                lambda: http.get(f"/api/v1/imports/{job}", headers=auth).json()["status"] == "completed", "import"
+            )
+            wait_until(lambda: http.get(f"/api/v1/imports/{job}/deliveries", headers=auth).json()["items"], "webhook")
         yield Live(url, email, token, doomed, {"task": task["id"], "category": category["id"], "import": job})
     finally:
         stack.stop_all()
@@ -311,7 +303,7 @@ def _run_flow(url: str, address: str) -> list[str]:
         file=types.File(payload=SAMPLE.open("rb"), file_name="tasks.csv", mime_type="text/csv")
     )
     job = call("imports.post_api_v1_imports", client=me, body=upload)
-    done = wait_for(
+    done = wait_until(
         lambda: (j := call("imports.get_api_v1_imports_id", client=me, id=job.id)).status == "completed" and j,
         "the generated client's import",
     )

@@ -5,26 +5,15 @@ URL is logged as scheme and host only (its path and query can hold a secret)."""
 from __future__ import annotations
 
 import re
-import time
 
 import httpx
 import pytest
 
 from tests.processes import Stack
-from tests.support import PASSWORD
+from tests.support import PASSWORD, wait_until
 
 SECRET = "s3cret-in-the-query"
 DEVELOPMENT = {"APP_ENV": "development", "SMTP_HOST": ""}
-
-
-def _wait(probe, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not in {timeout:.0f} s")
 
 
 @pytest.mark.slow
@@ -35,7 +24,7 @@ def test_every_line_is_json_each_email_has_one_line_and_webhook_urls_are_cut(sta
     address = "logs@example.com"
     with httpx.Client(base_url=url, timeout=30) as http:
         assert http.post("/api/v1/users", json={"email": address, "password": PASSWORD}).status_code == 201
-        mail = _wait(lambda: http.get("/dev/mail", params={"to": address}).json()["items"], "the activation email")
+        mail = wait_until(lambda: http.get("/dev/mail", params={"to": address}).json()["items"], "the activation email")
         code = re.search(r"activation code is (\d{4})", mail[0]["body"]).group(1)
         assert http.post("/api/v1/users/activate", json={"code": code}, auth=(address, PASSWORD)).status_code == 200
         token = http.post("/api/v1/auth/login", json={"email": address, "password": PASSWORD}).json()["access_token"]
@@ -47,9 +36,9 @@ def test_every_line_is_json_each_email_has_one_line_and_webhook_urls_are_cut(sta
             headers=auth,
         )
         assert upload.status_code == 202
-        _wait(lambda: receiver.requests, "the webhook")
+        wait_until(lambda: receiver.requests, "the webhook")
         job = upload.json()["id"]
-        _wait(lambda: http.get(f"/api/v1/imports/{job}/deliveries", headers=auth).json()["items"], "its record")
+        wait_until(lambda: http.get(f"/api/v1/imports/{job}/deliveries", headers=auth).json()["items"], "its record")
     stack.stop_all()
 
     for process in (web, worker):

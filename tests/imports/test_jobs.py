@@ -24,6 +24,9 @@ GOOD_AND_BAD = (
     b"Call mum,,done,,,,\r\n"
 )
 
+# Passes the checks at upload (its start is text), fails in the worker: NUL bytes deep in it.
+UNREADABLE = b"title\n" + b"a task\n" * 2000 + b"\x00\n"
+
 
 async def user(client, ctx, smtp, email: str = "ivan@example.com") -> dict[str, str]:
     return bearer(await active_account(client, ctx, smtp, email))
@@ -532,7 +535,7 @@ async def test_the_end_of_an_import_is_announced_with_completed_at_and_why_it_fa
 
     headers = await user(client, ctx, smtp)
     receiver = webhook_receiver()
-    response = await upload(client, headers, b"name\nno title column\n", webhook_url=receiver.url)
+    response = await upload(client, headers, UNREADABLE, webhook_url=receiver.url)
     assert await pipeline.run_job(ctx, uuid.UUID(response.json()["id"])) == "failed"
     event_id = await db_value(ctx, "SELECT id FROM webhook_events")
     http = webhooks.make_http_client(settings)
@@ -545,6 +548,6 @@ async def test_the_end_of_an_import_is_announced_with_completed_at_and_why_it_fa
     assert payload["type"] == "import.failed"
     data = payload["data"]
     assert data["completed_at"] == data["finished_at"] and data["status"] == "failed"
-    assert "title" in data["error"].lower()
+    assert "NUL" in data["error"]
     job = (await client.get(f"/api/v1/imports/{response.json()['id']}", headers=headers)).json()
     assert data["error"] == job["error"]

@@ -7,11 +7,9 @@ import time
 import uuid
 
 import dramatiq
-import pytest
 
 from service import metrics
 from service.jobs import Job, send
-from service.notifications.emails import MAX_ATTEMPTS, DeliveryFailed, SMTPMailer, deliver
 from tests.metrics.conftest import read
 from tests.support import (
     PASSWORD,
@@ -38,19 +36,6 @@ async def test_registration_activation_failed_login_and_emails_are_counted(metri
     # Refused requests count nothing: a duplicate registration is a 409, not a registration.
     assert (await register(metrics_client, "nora@example.com")).status_code == 409
     assert (await read(metrics_client))["counters"]["registrations"] == 1
-
-
-async def test_an_email_given_up_is_counted_as_failed(metrics_client, ctx, smtp):
-    assert (await register(metrics_client, "olga@example.com")).status_code == 201
-    email_id = await db_value(ctx, "SELECT id FROM emails WHERE to_address = $1", "olga@example.com")
-    smtp.refusing = True
-    for _ in range(MAX_ATTEMPTS - 1):
-        with pytest.raises(DeliveryFailed):
-            await deliver(ctx, SMTPMailer(ctx.settings), email_id)
-        await db_execute(ctx, "UPDATE emails SET next_attempt_at = now()")
-    assert await deliver(ctx, SMTPMailer(ctx.settings), email_id) == "failed"
-    counters = (await read(metrics_client))["counters"]
-    assert (counters["emails_failed"], counters["emails_sent"]) == (1, 0)
 
 
 def _broker():

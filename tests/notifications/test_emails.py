@@ -9,7 +9,16 @@ import pytest
 
 from service.notifications import emails
 from service.notifications.emails import MAX_ATTEMPTS, DeliveryFailed, SMTPMailer, deliver
-from tests.support import AppClient, db_execute, db_value, eventually, free_port, register, running_worker
+from tests.support import (
+    AppClient,
+    db_execute,
+    db_value,
+    eventually,
+    fail_every_attempt,
+    free_port,
+    register,
+    running_worker,
+)
 
 EMAIL = "frank@example.com"
 
@@ -55,11 +64,7 @@ async def test_a_copy_of_the_message_before_the_retry_is_due_spends_no_attempt(c
 async def test_email_that_keeps_failing_is_recorded_as_failed_not_dropped(client, ctx, smtp):
     email_id = await _queued_email(client, ctx)
     smtp.refusing = True
-    for _ in range(MAX_ATTEMPTS - 1):
-        with pytest.raises(DeliveryFailed):
-            await deliver(ctx, SMTPMailer(ctx.settings), email_id)
-        await db_execute(ctx, "UPDATE emails SET next_attempt_at = now()")
-    assert await deliver(ctx, SMTPMailer(ctx.settings), email_id) == "failed"
+    assert await fail_every_attempt(ctx, email_id) == "failed"
     row = await db_value(ctx, "SELECT status || ':' || attempts FROM emails WHERE id = $1", email_id)
     assert row == f"failed:{MAX_ATTEMPTS}"
     assert MAX_ATTEMPTS >= 5
