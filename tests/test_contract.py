@@ -18,9 +18,9 @@ import base64
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +39,7 @@ EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "25"))
 SEED = os.environ.get("SCHEMATHESIS_SEED", "14")
 METRICS_TOKEN = "metrics-token-for-the-contract-run"
 SAMPLE = ROOT / "examples" / "tasks.csv"
-DEADLINE = 60.0
+CODE = re.compile(r"activation code is (\d{4})")
 
 
 @dataclass
@@ -52,18 +52,13 @@ class Live:
 
 
 def code_from_dev_mail(http: httpx.Client, address: str) -> str:
-    """The activation code of the newest email to `address` in the development inbox."""
-    import re
+    """The activation code of the email to `address` in the development inbox."""
 
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
+    def code() -> str | None:
         items = http.get("/dev/mail", params={"to": address}).json()["items"]
-        for item in items:
-            match = re.search(r"activation code is (\d{4})", item["body"])
-            if match:
-                return match.group(1)
-        time.sleep(0.1)
-    raise AssertionError(f"no activation email to {address} at /dev/mail")
+        return next((match[1] for item in items if (match := CODE.search(item["body"]))), None)
+
+    return wait_until(code, f"an activation email to {address} at /dev/mail")
 
 
 def signup(http: httpx.Client, address: str) -> str:
@@ -280,13 +275,12 @@ def _run_flow(url: str, address: str) -> list[str]:
         "accounts.post_api_v1_users", client=anonymous, body=models.RegisterIn(email=address, password=PASSWORD)
     )
     assert user.email == address and not user.is_active
-    code = None
-    deadline = time.monotonic() + DEADLINE
-    while code is None and time.monotonic() < deadline:
+
+    def emailed_code() -> str | None:
         inbox = call("development.get_dev_mail", client=anonymous, to=address)
-        code = next((m.body.split("activation code is ")[1][:4] for m in inbox.items if "code is" in m.body), None)
-        time.sleep(0.1)
-    assert code, "no activation email at /dev/mail"
+        return next((match[1] for m in inbox.items if (match := CODE.search(m.body))), None)
+
+    code = wait_until(emailed_code, "the activation email, through the generated client")
     basic = client_module.AuthenticatedClient(
         base_url=url, prefix="Basic", token=base64.b64encode(f"{address}:{PASSWORD}".encode()).decode()
     )
