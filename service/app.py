@@ -31,6 +31,7 @@ from service.metrics import routes as metrics_routes
 from service.metrics.recorder import Recorder, final_flush, flush_forever
 from service.migrate import verify
 from service.notifications import routes as notifications_routes
+from service.storage import open_store
 from service.tasks import routes as tasks_routes
 
 log = logging.getLogger("tasklane.app")
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             log.warning("database unreachable at start-up", extra={"error": repr(exc)})
         redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=2)
         dispatcher = Dispatcher(make_broker(settings))
-        ctx = Context(settings=settings, db=db, dispatcher=dispatcher)
+        ctx = Context(settings=settings, db=db, dispatcher=dispatcher, store=open_store(settings))
         flusher = asyncio.create_task(flush_forever(recorder, redis, settings.metrics_flush_interval))
         if not settings.metrics_token and not settings.is_development:
             log.warning("METRICS_TOKEN is not set: /metrics and /api/v1/metrics are open to anyone")

@@ -8,6 +8,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 from functools import cache
+from urllib.parse import urlsplit, urlunsplit
 
 DEVELOPMENT_SECRET = "development-only-secret-key-change-me-0123456789"  # noqa: S105 (dev only)
 # base64 of b"tasklane-development-webhook-key": development and tests only.
@@ -35,6 +36,28 @@ def _positive(name: str, value: str) -> float:
 
 def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
+
+
+def database_url(value: str) -> str:
+    """DATABASE_URL as platforms hand it out: `postgres://` is the same as `postgresql://` (Heroku, Render and
+    Fly still write the old scheme); `?sslmode=` is kept, for `service.db` to pass on to asyncpg."""
+    parts = urlsplit(value.strip())
+    if parts.scheme == "postgres":
+        parts = parts._replace(scheme="postgresql")
+    if parts.scheme != "postgresql":
+        raise ConfigError("DATABASE_URL must be a postgresql:// (or postgres://) URL")
+    return urlunsplit(parts)
+
+
+def upload_store_url(value: str, upload_dir: str) -> str:
+    """UPLOAD_STORE_URL, checked: `s3://bucket[/prefix]`, or `file:///folder` (empty: UPLOAD_DIR, as a URL)."""
+    value = value.strip() or "file://" + os.path.abspath(upload_dir)
+    parts = urlsplit(value)
+    if parts.scheme == "s3" and parts.netloc:
+        return value.rstrip("/")
+    if parts.scheme == "file" and not parts.netloc and parts.path.startswith("/"):
+        return value
+    raise ConfigError("UPLOAD_STORE_URL must be s3://bucket[/prefix] or file:///absolute/folder")
 
 
 def webhook_key(secret: str) -> bytes:
@@ -87,6 +110,13 @@ class Settings:
     metrics_token: str = field(default="", repr=False)
     metrics_flush_interval: float = 1.0
     upload_dir: str = "var/uploads"
+    upload_store_url: str = ""  # filled in from UPLOAD_DIR by from_env when unset
+    s3_endpoint_url: str = ""
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = field(default="", repr=False)
+    aws_session_token: str = field(default="", repr=False)
+    aws_region: str = ""
+    upload_store_retry_for: float = 900.0
     max_upload_bytes: int = 500 * 1024 * 1024
     upload_retention: int = 0
     import_chunk_rows: int = 10_000
@@ -135,9 +165,11 @@ class Settings:
         def get(name: str, default: object) -> str:
             return env.get(name, str(default))
 
+        upload_dir = get("UPLOAD_DIR", cls.upload_dir)
+
         return cls(
             app_env=app_env,
-            database_url=get("DATABASE_URL", cls.database_url),
+            database_url=database_url(get("DATABASE_URL", cls.database_url)),
             database_pool_min=int(get("DATABASE_POOL_MIN", cls.database_pool_min)),
             database_pool_max=int(get("DATABASE_POOL_MAX", cls.database_pool_max)),
             redis_url=get("REDIS_URL", cls.redis_url),
@@ -167,7 +199,16 @@ class Settings:
             metrics_enabled=_bool(get("METRICS_ENABLED", cls.metrics_enabled)),
             metrics_token=get("METRICS_TOKEN", cls.metrics_token),
             metrics_flush_interval=float(get("METRICS_FLUSH_INTERVAL", cls.metrics_flush_interval)),
-            upload_dir=get("UPLOAD_DIR", cls.upload_dir),
+            upload_dir=upload_dir,
+            upload_store_url=upload_store_url(get("UPLOAD_STORE_URL", ""), upload_dir),
+            s3_endpoint_url=get("S3_ENDPOINT_URL", cls.s3_endpoint_url).strip(),
+            aws_access_key_id=get("AWS_ACCESS_KEY_ID", cls.aws_access_key_id),
+            aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY", cls.aws_secret_access_key),
+            aws_session_token=get("AWS_SESSION_TOKEN", cls.aws_session_token),
+            aws_region=get("AWS_REGION", cls.aws_region),
+            upload_store_retry_for=_positive(
+                "UPLOAD_STORE_RETRY_FOR", get("UPLOAD_STORE_RETRY_FOR", cls.upload_store_retry_for)
+            ),
             max_upload_bytes=int(get("MAX_UPLOAD_BYTES", cls.max_upload_bytes)),
             upload_retention=int(get("UPLOAD_RETENTION", cls.upload_retention)),
             import_chunk_rows=int(get("IMPORT_CHUNK_ROWS", cls.import_chunk_rows)),

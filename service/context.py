@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from service.config import Settings
 from service.db import Database
 from service.jobs import Dispatcher
+from service.storage import UploadStore
 
 
 @dataclass(frozen=True)
@@ -14,3 +15,4 @@ class Context:
     settings: Settings
     db: Database
     dispatcher: Dispatcher
+    store: UploadStore

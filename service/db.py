@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import databases
@@ -128,8 +129,12 @@ class Database:
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
         self._asyncpg_pool: asyncpg.Pool | None = None
+        # `databases` hands asyncpg the URL's parts, not the URL: a `?sslmode=require` would be dropped
+        # without a word and the connection made in clear text. asyncpg takes the mode names as its `ssl`.
+        tls = {"ssl": mode[-1]} if (mode := parse_qs(urlsplit(url).query).get("sslmode")) else {}
         self.pool = databases.Database(
             url,
+            **tls,
             min_size=min_size,
             max_size=max_size,
             # Fail fast instead of queueing behind a server that is down: callers answer 503.

@@ -31,6 +31,7 @@ from service.logs import request_id_var, setup_logging
 from service.metrics.recorder import Recorder, final_flush, flush_forever
 from service.notifications import emails, webhooks
 from service.notifications.emails import Mailer, mailer_for
+from service.storage import clear_scratch, open_store, scratch_dir
 
 log = logging.getLogger("tasklane.worker")
 T = TypeVar("T")
@@ -81,9 +82,10 @@ class WorkerResources(Middleware):
         pipeline.stopping.clear()
         settings = get_settings()
         os.makedirs(settings.upload_dir, exist_ok=True)
+        clear_scratch(scratch_dir(settings))  # copies of uploads left by a worker killed mid-import
         db = Database(settings.database_url, min_size=settings.database_pool_min, max_size=settings.database_pool_max)
         run(db.connect())
-        resources.ctx = Context(settings=settings, db=db, dispatcher=Dispatcher(broker))
+        resources.ctx = Context(settings=settings, db=db, dispatcher=Dispatcher(broker), store=open_store(settings))
         resources.mailer = mailer_for(settings)
         resources.webhook_client = webhooks.make_http_client(settings)
 

@@ -35,19 +35,33 @@ async def _redis(request: Request) -> None:
     await request.state.redis.ping()
 
 
-@operation(summary="PostgreSQL and Redis answer", tag="health", responses={200: HealthOut}, errors=(503,), auth=None)
+@operation(
+    summary="PostgreSQL and Redis answer; the upload store is reported",
+    tag="health",
+    responses={200: HealthOut},
+    errors=(503,),
+    auth=None,
+    description=(
+        "503 when PostgreSQL or Redis does not answer. The upload store (checks.store) is probed at most "
+        "every few seconds; when it is away the answer stays 200 with status `degraded`: only imports "
+        "need it, so the process keeps serving everything else."
+    ),
+)
 async def ready(request: Request) -> Response:
     checks = {"postgres": _postgres(request), "redis": _redis(request)}
     results = await asyncio.gather(
-        *(asyncio.wait_for(check, CHECK_TIMEOUT) for check in checks.values()), return_exceptions=True
+        *(asyncio.wait_for(check, CHECK_TIMEOUT) for check in checks.values()),
+        request.state.ctx.store.ready(),
+        return_exceptions=True,
     )
-    status = {name: "ok" if r is None else "unavailable" for name, r in zip(checks, results, strict=True)}
-    failed = [name for name, state in status.items() if state != "ok"]
+    status = {name: "ok" if r is None else "unavailable" for name, r in zip(checks, results, strict=False)}
+    status["store"] = "ok" if results[-1] is True else "unavailable"
+    failed = [name for name in checks if status[name] != "ok"]
     if failed:
         return problem(
             503, f"Not ready: {', '.join(failed)} unreachable", slug="not-ready", headers={"Retry-After": "5"}
         )
-    return json_response({"status": "ok", "checks": status})
+    return json_response({"status": "ok" if status["store"] == "ok" else "degraded", "checks": status})
 
 
 routes = [

@@ -40,12 +40,14 @@ from service.imports import VALID_COLUMNS, ImportFileError, Options, UnreadableF
 from service.imports.service import announce_end, process_job, remove_upload
 from service.jobs import Job
 from service.logs import request_id_var
+from service.storage import LocalCopy, StoreUnavailable, scratch_dir
 from service.tasks import service as tasks
 
 log = logging.getLogger("tasklane.imports")
 Q = Queries("imports")
 PROGRESS_EVERY = 1.0  # seconds between writes of the job row's counters
 HEARTBEAT_EVERY = 5.0
+STORE_BACKOFF_FIRST, STORE_BACKOFF_MAX = 1.0, 30.0  # seconds between tries while the upload store is away
 CHUNKS_IN_FLIGHT = 2  # transactions writing chunks at once (one per core of a small database server)
 CATEGORY = VALID_COLUMNS.index("category")
 MAX_ROW_WARNINGS = 20  # row warnings named one by one in the job's warnings; the rest are counted
@@ -163,14 +165,62 @@ async def run_job(ctx: Context, job_id: UUID) -> str:
 
 
 async def _process(ctx: Context, job: asyncpg.Record, lease: UUID, totals: Totals) -> str:
+    try:
+        copy = await _fetch(ctx, job, lease)
+    except FileNotFoundError:
+        return await _finish(ctx, job, lease, totals, "failed", "The uploaded file is no longer available")
+    except StoreUnavailable as exc:
+        return await _finish(ctx, job, lease, totals, "failed", str(exc))
+    except CancelRequested:
+        return await _finish(ctx, job, lease, totals, "cancelled")
+    if copy is None:
+        return await _release(ctx, job["id"], lease)
+    try:
+        return await _import(ctx, job, lease, totals, copy.path)
+    finally:
+        await copy.discard()
+
+
+async def _fetch(ctx: Context, job: asyncpg.Record, lease: UUID) -> LocalCopy | None:
+    """The job's upload as a local file, or None when the worker is asked to stop first. While the store
+    is away the job waits, beating its heart and heeding a cancel, with backoff; StoreUnavailable once
+    UPLOAD_STORE_RETRY_FOR seconds have gone by."""
+    deadline = time.monotonic() + ctx.settings.upload_store_retry_for
+    delay = STORE_BACKOFF_FIRST
+    while True:
+        try:
+            return await ctx.store.fetch(job["stored_path"], scratch_dir(ctx.settings))
+        except StoreUnavailable as exc:
+            if time.monotonic() + delay > deadline:
+                minutes = ctx.settings.upload_store_retry_for / 60
+                raise StoreUnavailable(f"The upload store could not be reached for {minutes:g} minutes") from exc
+            log.warning("upload store unavailable, import waits", extra={"job_id": str(job["id"]), "error": str(exc)})
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, STORE_BACKOFF_MAX)
+        guard = await ctx.db.fetch_one(Q.chunk_guard, id=job["id"], lease_id=lease)
+        if guard is None or not guard["owned"]:
+            raise LeaseLost("deleted" if guard is None else "taken over by another worker")
+        if guard["cancel_requested"]:
+            raise CancelRequested
+        if stopping.is_set():
+            return None
+
+
+async def _release(ctx: Context, job_id: UUID, lease: UUID) -> str:
+    await ctx.db.execute(Q.release_job, id=job_id, lease_id=lease)
+    # Enqueued before this worker exits; if that fails, the relay re-drives the queued job.
+    await ctx.dispatcher.send_now(process_job(job_id))
+    log.info("import handed back for another worker", extra={"job_id": str(job_id)})
+    return "released"
+
+
+async def _import(ctx: Context, job: asyncpg.Record, lease: UUID, totals: Totals, path: Path) -> str:
     job_id = job["id"]
     options = Options(job["mapping"], job["preset"])
     try:
-        reader = await asyncio.to_thread(open_reader, Path(job["stored_path"]), job["kind"], options)
+        reader = await asyncio.to_thread(open_reader, path, job["kind"], options)
     except ImportFileError as exc:  # unreadable, or (checked at upload already) a mapping that does not fit
         return await _finish(ctx, job, lease, totals, "failed", str(exc))
-    except FileNotFoundError:
-        return await _finish(ctx, job, lease, totals, "failed", "The uploaded file is no longer available")
     pending: asyncio.Future[Any] | None = None
     writing: deque[tuple[asyncio.Task[None], Totals]] = deque()  # chunks being written, in file order
     try:
@@ -225,11 +275,7 @@ async def _process(ctx: Context, job: asyncpg.Record, lease: UUID, totals: Total
         except UnreadableFile as exc:
             return await _finish(ctx, job, lease, await _settle(writing, totals), "failed", str(exc))
         if halted:
-            await ctx.db.execute(Q.release_job, id=job_id, lease_id=lease)
-            # Enqueued before this worker exits; if that fails, the relay re-drives the queued job.
-            await ctx.dispatcher.send_now(process_job(job_id))
-            log.info("import handed back for another worker", extra={"job_id": str(job_id)})
-            return "released"
+            return await _release(ctx, job_id, lease)
         return await _finish(ctx, job, lease, totals, "completed")
     finally:
         # Only after an error: no chunk transaction may outlive this attempt at the job.

@@ -7,6 +7,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from service.imports.schemas import (
     PreviewOut,
     RowErrorPage,
 )
-from service.imports.uploads import ENVELOPE_BYTES, receive_upload
+from service.imports.uploads import ENVELOPE_BYTES, receive_upload, until_disconnected
 from service.json import dumps, json_response
 from service.notifications import webhooks
 
@@ -142,8 +143,13 @@ def _query(request: Request, model: type[BaseModel]) -> BaseModel:
     responses={202: ImportOut},
     headers={202: {"Location": "The import job"}},
     idempotent=True,
-    description="Streams the file to disk and queues the job. Only .csv (.tsv, .txt), .xlsx and .xls (checked by "
-    "content). An empty file, or a `mapping`/`preset` that does not fit the file's header row, answers 422.",
+    errors=(503,),
+    description=(
+        "Streams the file to disk, puts it into the upload store, then queues the job. Only .csv (.tsv, .txt), "
+        ".xlsx and .xls (checked by content). An empty file, or a `mapping`/`preset` that does not fit the "
+        "file's header row, answers 422. 503 with Retry-After when the upload store is unavailable: nothing "
+        "was kept, send the same request again later."
+    ),
 )
 async def create(request: Request) -> Response:
     account = await current_account(request)
@@ -157,7 +163,9 @@ async def create(request: Request) -> Response:
         fields=FORM_FIELDS,
         digest=key is not None,
     )
-    outcome = await service.create_job(request.state.ctx, account.id, job_id, upload, key)
+    outcome = await service.create_job(
+        request.state.ctx, account.id, job_id, upload, key, abandoned=partial(until_disconnected, request)
+    )
     return outcome.response()
 
 

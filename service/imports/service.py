@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import logging
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 import asyncpg
@@ -17,7 +17,7 @@ import asyncpg
 from service import idempotency, metrics, pagination
 from service.context import Context
 from service.db import Queries
-from service.errors import Conflict, NotFound, Unprocessable, UnsupportedMediaType
+from service.errors import Conflict, NotFound, Unavailable, Unprocessable, UnsupportedMediaType
 from service.imports import (
     FIELDS,
     EmptyFile,
@@ -42,6 +42,7 @@ from service.imports.uploads import Upload
 from service.jobs import Job
 from service.logs import request_id_var
 from service.notifications import webhooks
+from service.storage import StoreUnavailable
 
 Q = Queries("imports")
 TERMINAL = ("completed", "failed", "cancelled")
@@ -50,6 +51,8 @@ PUBLIC = (
     "progress", "warnings", "error", "created_at", "started_at", "finished_at", "webhook_url",
 )  # fmt: skip
 CSV_BATCH = 1000
+STORE_RETRY_AFTER = 10  # seconds a client is asked to wait when the upload store is away
+log = logging.getLogger("tasklane.imports")
 # A workbook is loaded whole to read its first rows (calamine reads no other way): one at a time per web
 # process, so previews and checks at upload cannot add up to several workbooks in memory.
 _WORKBOOK_SLOT = threading.BoundedSemaphore(1)
@@ -61,6 +64,13 @@ class JobNotFound(NotFound):
 
 class JobFinished(Conflict):
     slug, title = "import-finished", "Import already finished"
+
+
+class StoreDown(Unavailable):
+    slug, title = "upload-store-unavailable", "Upload store unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": str(STORE_RETRY_AFTER)})
 
 
 def public(row: asyncpg.Record) -> dict[str, Any]:
@@ -86,8 +96,18 @@ def _parse_bool(name: str, value: str | None) -> bool:
     raise Unprocessable(f"{name} must be true or false", errors=[{"field": name, "message": "Must be true or false"}])
 
 
-async def create_job(ctx: Context, user_id: UUID, job_id: UUID, upload: Upload, key: str | None) -> idempotency.Outcome:
-    """Turn a streamed upload into a queued job; the upload's file is moved under its final name or removed."""
+async def create_job(
+    ctx: Context,
+    user_id: UUID,
+    job_id: UUID,
+    upload: Upload,
+    key: str | None,
+    abandoned: Callable[[], Awaitable[NoReturn]] | None = None,
+) -> idempotency.Outcome:
+    """Turn a streamed upload into a queued job: its staging file goes into the upload store first, and the
+    job is committed (then enqueued) only once the object is there. The staging file is removed whatever
+    happens; an object whose job could not be committed is deleted. `abandoned` raises once the client has
+    gone: the transfer into the store then stops and is aborted."""
     s = ctx.settings
     kind = await sniff_upload(upload)
     try:
@@ -96,11 +116,10 @@ async def create_job(ctx: Context, user_id: UUID, job_id: UUID, upload: Upload, 
         url = (upload.fields.get("webhook_url") or "").strip() or None
         if url is not None:
             url = await webhooks.validate_url_async(url, allow_private=s.webhook_allow_private)
-    except Exception:
+        stored = f"{job_id}_{safe_filename(upload.filename)}"
+        await _put(ctx, stored, upload, abandoned)
+    finally:
         await upload.discard()
-        raise
-    final = Path(s.upload_dir) / f"{job_id}_{safe_filename(upload.filename)}"
-    await asyncio.to_thread(os.replace, upload.path, final)
     jobs: list[Job] = []
 
     async def create() -> idempotency.Outcome:
@@ -110,7 +129,7 @@ async def create_job(ctx: Context, user_id: UUID, job_id: UUID, upload: Upload, 
             user_id=user_id,
             filename=upload.filename[:255],
             kind=kind,
-            stored_path=str(final),
+            stored_path=stored,
             size_bytes=upload.size,
             dry_run=dry_run,
             webhook_url=url,
@@ -129,10 +148,10 @@ async def create_job(ctx: Context, user_id: UUID, job_id: UUID, upload: Upload, 
             digest = idempotency.fingerprint("POST", "/api/v1/imports", (upload.sha256 or "").encode())
             outcome = await idempotency.run_once(ctx, user_id, key, digest, create)
     except BaseException:
-        await _remove(final)
+        await _discard(ctx, stored)
         raise
     if outcome.replayed:
-        await _remove(final)
+        await _discard(ctx, stored)
     ctx.dispatcher.dispatch_soon(*jobs)
     return outcome
 
@@ -219,6 +238,34 @@ def _preview(path: Path, kind: str, options: Options, partial: bool) -> dict[str
         return preview(path, kind, options, partial=partial)
 
 
+async def _put(ctx: Context, stored: str, upload: Upload, abandoned: Callable[[], Awaitable[NoReturn]] | None) -> None:
+    """The staging file into the store, unless the client goes first (then the transfer is aborted)."""
+    put = asyncio.ensure_future(ctx.store.put(stored, upload.path))
+    watch = asyncio.ensure_future(abandoned()) if abandoned is not None else None
+    try:
+        await asyncio.wait([t for t in (put, watch) if t is not None], return_when=asyncio.FIRST_COMPLETED)
+        if not put.done() and watch is not None:
+            watch.result()  # raises: the client is gone
+        put.result()
+    except StoreUnavailable as exc:
+        log.warning("upload store unavailable", extra={"store": ctx.store.kind, "error": str(exc)})
+        raise StoreDown("The upload store cannot take the file right now; try again shortly") from None
+    finally:
+        for task in (put, watch):
+            if task is not None and not task.done():
+                task.cancel()
+        # Wait for a cancelled transfer to abort its multipart upload before answering.
+        await asyncio.gather(*(t for t in (put, watch) if t is not None), return_exceptions=True)
+
+
+async def _discard(ctx: Context, stored: str) -> None:
+    """Deletes an object no job points at; if the store is away now, the object stays (logged)."""
+    try:
+        await ctx.store.delete(stored)
+    except StoreUnavailable as exc:
+        log.warning("could not delete an unused upload", extra={"key": stored, "error": str(exc)})
+
+
 async def get_job(ctx: Context, user_id: UUID, job_id: UUID) -> asyncpg.Record:
     row = await ctx.db.fetch_one(Q.get_job, id=job_id, user_id=user_id)
     if row is None:
@@ -275,11 +322,18 @@ async def delete_job(ctx: Context, user_id: UUID, job_id: UUID) -> None:
     # chunk transactions see it and roll back, releasing the job row the delete then waits for (it would
     # otherwise wait behind chunk after chunk, each holding the row while the next one starts).
     await ctx.db.fetch_one(Q.request_cancel, id=job_id, user_id=user_id)
-    row = await ctx.db.fetch_one(Q.delete_job, id=job_id, user_id=user_id)
-    if row is None:
-        raise JobNotFound("No import with this id")
-    if row["file_removed_at"] is None:
-        await _remove(Path(row["stored_path"]))
+    # The row goes only with its object: if the store is away, the delete rolls back and answers 503,
+    # rather than leave an object no row remembers.
+    async with ctx.db.transaction():
+        row = await ctx.db.fetch_one(Q.delete_job, id=job_id, user_id=user_id)
+        if row is None:
+            raise JobNotFound("No import with this id")
+        if row["file_removed_at"] is None:
+            try:
+                await ctx.store.delete(row["stored_path"])
+            except StoreUnavailable as exc:
+                log.warning("upload store unavailable", extra={"store": ctx.store.kind, "error": str(exc)})
+                raise StoreDown("The upload store cannot delete the file right now; try again shortly") from None
 
 
 async def announce_end(ctx: Context, job: asyncpg.Record) -> list[Job]:
@@ -308,26 +362,31 @@ async def announce_end(ctx: Context, job: asyncpg.Record) -> list[Job]:
     ]
 
 
-async def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        await asyncio.to_thread(os.remove, path)
-
-
 async def remove_upload(ctx: Context, job: asyncpg.Record) -> None:
-    """Delete a finished job's file now, unless uploads are kept for a while (UPLOAD_RETENTION)."""
+    """Delete a finished job's file now, unless uploads are kept for a while (UPLOAD_RETENTION). If the
+    store is away, the file stays marked as present and the relay's purge deletes it later."""
     if ctx.settings.upload_retention > 0:
         return
-    await _remove(Path(job["stored_path"]))
-    await ctx.db.execute(Q.mark_file_removed, id=job["id"])
+    await _remove(ctx, job)
 
 
 async def purge_uploads(ctx: Context, limit: int = 100) -> int:
     """Remove files of jobs finished longer ago than the retention period (run by the relay)."""
     rows = await ctx.db.fetch_all(Q.files_to_remove, retention=ctx.settings.upload_retention, limit=limit)
+    removed = 0
     for row in rows:
-        await _remove(Path(row["stored_path"]))
-        await ctx.db.execute(Q.mark_file_removed, id=row["id"])
-    return len(rows)
+        removed += await _remove(ctx, row)
+    return removed
+
+
+async def _remove(ctx: Context, job: asyncpg.Record) -> bool:
+    try:
+        await ctx.store.delete(job["stored_path"])
+    except StoreUnavailable as exc:
+        log.warning("upload not deleted yet", extra={"job_id": str(job["id"]), "error": str(exc)})
+        return False
+    await ctx.db.execute(Q.mark_file_removed, id=job["id"])
+    return True
 
 
 async def errors_page(ctx: Context, user_id: UUID, job_id: UUID, limit: int, cursor: str | None) -> dict[str, Any]:

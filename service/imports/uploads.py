@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import aiofiles
 import aiofiles.os
@@ -241,3 +242,11 @@ async def _abort(receiver: _Receiver, path: Path) -> None:
     await receiver.close()
     with contextlib.suppress(FileNotFoundError):
         await aiofiles.os.remove(path)
+
+
+async def until_disconnected(request: Request) -> NoReturn:
+    """Raises ClientDisconnect once the client has gone. For after the body was read: the server then
+    answers `receive` only when the connection closes (or the response is complete)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    raise ClientDisconnect
