@@ -190,7 +190,7 @@ class ObjectStore(_CachedProbe):
             ):
                 while block := await f.read(BLOCK_BYTES):
                     await out.write(block)
-        except ObstoreError as exc:
+        except (ObstoreError, OSError) as exc:  # the writer reports the store's failures as OSError
             raise StoreUnavailable(_reason(exc)) from None
 
     async def fetch(self, key: str, scratch: Path) -> LocalCopy:
@@ -210,7 +210,7 @@ class ObjectStore(_CachedProbe):
                 await aiofiles.os.remove(path)
             if isinstance(exc, NotFoundError | FileNotFoundError):
                 raise FileNotFoundError(key) from None
-            if isinstance(exc, ObstoreError):
+            if isinstance(exc, ObstoreError | OSError):
                 raise StoreUnavailable(_reason(exc)) from None
             raise
         return LocalCopy(path, temporary=True)

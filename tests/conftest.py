@@ -19,6 +19,7 @@ import redis
 
 from tests.receiver import Reply, WebhookReceiver
 from tests.reporting import report, terminal_summary  # noqa: F401  (the `report` fixture)
+from tests.stores import S3Server, s3_mode, shared_s3
 from tests.support import SMTPSink, free_port
 
 TEST_WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0wMTIzNDU2Nzg5YWI="  # base64 of 32 bytes
@@ -53,7 +54,11 @@ def _setdefault_env() -> None:
         UPLOAD_DIR=_scratch_uploads(),
         IMPORT_CHUNK_ROWS="1000",
         IMPORT_STALE_AFTER="3",
+        UPLOAD_STORE_RETRY_FOR="60",
     )
+    if s3_mode():
+        # A prefix of this run's own in the bucket: the database name is unique to a run.
+        os.environ.update(shared_s3().env(os.environ["TEST_DATABASE_URL"].rsplit("/", 1)[-1]))
 
 
 _setdefault_env()
@@ -124,6 +129,14 @@ async def clean(database: str, redis_client: redis.Redis, smtp: SMTPSink) -> Non
     uploads = Path(os.environ["UPLOAD_DIR"])
     shutil.rmtree(uploads, ignore_errors=True)
     uploads.mkdir(parents=True)
+    if s3_mode():
+        shared_s3().clear()
+
+
+@pytest.fixture(scope="session")
+def s3() -> S3Server:
+    """The session's S3 server (moto over HTTP), whatever store the other tests use."""
+    return shared_s3()
 
 
 @pytest.fixture(scope="session")

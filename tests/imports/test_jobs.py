@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from service.imports import pipeline
 from tests.imports.helpers import write_xls, write_xlsx
+from tests.stores import stored_uploads
 from tests.support import AppClient, active_account, assert_problem, bearer, db_execute, db_value
 
 GOOD_AND_BAD = (
@@ -51,10 +51,6 @@ async def finished(client, headers, job_id: str, timeout: float = 30) -> dict[st
 def csv_rows(n: int) -> bytes:
     lines = ["title,priority,category"] + [f"Task {i},{i % 5 + 1},Cat {i % 3}" for i in range(n)]
     return ("\n".join(lines) + "\n").encode()
-
-
-def stored_files(settings) -> list[Path]:
-    return sorted(Path(settings.upload_dir).glob("*"))
 
 
 async def assert_unlinked(client, ctx, headers) -> None:
@@ -100,7 +96,7 @@ async def test_a_csv_import_creates_tasks_and_reports_every_bad_row(client, ctx,
     assert errors["next_cursor"] is None
 
     # The upload is gone from disk once the job ended
-    assert stored_files(settings) == []
+    assert stored_uploads(settings) == []
 
 
 async def test_errors_csv_gives_the_failed_rows_back_defused_with_an_error_column(client, ctx, smtp, worker):
@@ -228,7 +224,7 @@ async def test_rejected_uploads_leave_no_job_and_no_file(rejecting, ctx, smtp, s
     problem = assert_problem(await rejecting.http.post("/api/v1/imports", **kwargs), status)
     assert problem["detail"]
     assert await db_value(ctx, "SELECT count(*) FROM import_jobs") == 0
-    assert stored_files(settings) == []
+    assert stored_uploads(settings) == []
 
 
 async def test_a_declared_length_over_the_limit_is_refused_before_reading(rejecting, ctx, smtp):
@@ -305,7 +301,7 @@ async def test_cancelling_a_queued_job_ends_it_at_once(client, ctx, smtp, settin
     assert_problem(await client.post(f"/api/v1/imports/{job['id']}/cancel", headers=headers), 409)
     # A worker that gets the message later leaves it alone
     assert await pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])) == "not-due"
-    assert stored_files(settings) == []
+    assert stored_uploads(settings) == []
 
 
 async def _run_with_hook(ctx, job_id: str, after_chunks: int, hook) -> str:
@@ -414,7 +410,7 @@ async def test_deleting_a_running_job_cancels_it_and_removes_its_file(client, ct
     assert await _run_with_hook(ctx, job["id"], 2, delete) == "lost"
     assert await db_value(ctx, "SELECT count(*) FROM import_jobs") == 0
     await assert_unlinked(client, ctx, headers)
-    assert stored_files(settings) == []
+    assert stored_uploads(settings) == []
 
 
 async def test_deleting_a_job_while_chunks_are_written_side_by_side_answers_at_once(client, ctx, smtp, settings):
@@ -433,7 +429,7 @@ async def test_deleting_a_job_while_chunks_are_written_side_by_side_answers_at_o
     assert waited < 2, f"the delete waited {waited:.1f} s for the worker's chunks"
     assert await db_value(ctx, "SELECT count(*) FROM import_jobs") == 0
     await assert_unlinked(client, ctx, headers)
-    assert stored_files(settings) == []
+    assert stored_uploads(settings) == []
 
 
 async def test_events_stream_progress_until_the_job_ends(client, ctx, smtp, worker):
@@ -457,10 +453,10 @@ async def test_same_idempotency_key_and_file_returns_the_first_job(client, ctx, 
     assert first.status_code == second.status_code == 202
     assert first.json()["id"] == second.json()["id"]
     assert await db_value(ctx, "SELECT count(*) FROM import_jobs") == 1
-    assert len(stored_files(settings)) == 1
+    assert len(stored_uploads(settings)) == 1
     other = await upload(client, headers, csv_rows(3))
     assert_problem(other, 422)
-    assert len(stored_files(settings)) == 1
+    assert len(stored_uploads(settings)) == 1
 
 
 async def test_the_relay_re_drives_an_import_whose_message_was_lost(client, ctx, smtp):
