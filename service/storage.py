@@ -50,6 +50,10 @@ class StoreUnavailable(Exception):
     """The upload store could not be reached or refused the request: worth trying again later."""
 
 
+class TransferStopped(Exception):
+    """A `put` was asked to stop (its `stop` event was set) and aborted what it had sent."""
+
+
 @dataclass(frozen=True)
 class LocalCopy:
     """An upload as a file a reader can open (calamine wants one it can seek in)."""
@@ -66,8 +70,9 @@ class LocalCopy:
 class UploadStore(Protocol):
     kind: str  # "local" or "s3", for logs and readiness
 
-    async def put(self, key: str, source: Path) -> None:
-        """Store the file at `source` under `key`; the caller removes `source` if it is still there."""
+    async def put(self, key: str, source: Path, stop: asyncio.Event | None = None) -> None:
+        """Store the file at `source` under `key`; the caller removes `source` if it is still there. Once
+        `stop` is set, the transfer ends with TransferStopped and nothing stored."""
 
     async def fetch(self, key: str, scratch: Path) -> LocalCopy:
         """The object as a local file (a copy under `scratch` unless the store is a local folder)."""
@@ -121,7 +126,8 @@ class LocalFolderStore(_CachedProbe):
         # folder: its last part is the key. Either way, nothing outside the folder can be named.
         return self.root / Path(key).name
 
-    async def put(self, key: str, source: Path) -> None:
+    async def put(self, key: str, source: Path, stop: asyncio.Event | None = None) -> None:
+        # Moments, not a transfer: `stop` has nothing to cut short.
         await asyncio.to_thread(os.makedirs, self.root, exist_ok=True)
         # A rename when both are on one filesystem, as they are by default (UPLOAD_DIR for both).
         await asyncio.to_thread(shutil.move, source, self._path(key))
@@ -177,21 +183,29 @@ class ObjectStore(_CachedProbe):
             **{name: value for name, value in given.items() if value},  # type: ignore[arg-type]
         )
 
-    async def put(self, key: str, source: Path) -> None:
+    async def put(self, key: str, source: Path, stop: asyncio.Event | None = None) -> None:
         size = (await aiofiles.os.stat(source)).st_size
         part = max(MIN_PART_BYTES, -(-size // MAX_PARTS))
         try:
             # A file smaller than one part goes up in one PUT; a larger one as a multipart upload with a
-            # few parts in flight. The upload is aborted if anything fails or the task is cancelled, so
-            # no part is left behind in the bucket.
+            # few parts in flight (a write waits while PARTS_IN_FLIGHT are). The upload is aborted when
+            # the block raises, so no part is left in the bucket. A stop is checked between writes
+            # rather than by cancelling one: a write cancelled while it creates the multipart upload
+            # would lose the upload's id, and with it the means to abort it.
             async with (
                 obstore.open_writer_async(self.store, key, buffer_size=part, max_concurrency=PARTS_IN_FLIGHT) as out,
                 aiofiles.open(source, "rb") as f,
             ):
                 while block := await f.read(BLOCK_BYTES):
+                    if stop is not None and stop.is_set():
+                        raise TransferStopped(key)
                     await out.write(block)
         except (ObstoreError, OSError) as exc:  # the writer reports the store's failures as OSError
             raise StoreUnavailable(_reason(exc)) from None
+        if stop is not None and stop.is_set():
+            # Asked to stop while the last parts were completing: the object is whole, so delete it.
+            await self.delete(key)
+            raise TransferStopped(key)
 
     async def fetch(self, key: str, scratch: Path) -> LocalCopy:
         await aiofiles.os.makedirs(scratch, exist_ok=True)

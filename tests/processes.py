@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +80,11 @@ class Stack:
     workdir: Path
     processes: list[Process] = field(default_factory=list)
 
-    def _start(self, name: str, argv: list[str], extra_env: dict[str, str] | None = None) -> Process:
+    def _start(
+        self, name: str, argv: list[str], extra_env: dict[str, str] | None = None, private: Sequence[Path] = ()
+    ) -> Process:
+        if private:
+            argv = private_disk(argv, private)
         log_path = self.workdir / f"{name}-{len(self.processes)}.log"
         handle = log_path.open("wb")
         popen = subprocess.Popen(
@@ -96,21 +100,30 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def web(self, workers: int = 1, extra_env: dict[str, str] | None = None) -> tuple[Process, str]:
-        """The Procfile's web command (uvicorn with its flags) on a free port of 127.0.0.1."""
+    def web(
+        self, workers: int = 1, extra_env: dict[str, str] | None = None, private: Sequence[Path] = ()
+    ) -> tuple[Process, str]:
+        """The Procfile's web command (uvicorn with its flags) on a free port of 127.0.0.1; each folder in
+        `private` is one only this process sees (see `private_disk`)."""
         port = free_port()
         env = {**self.env, **(extra_env or {})}
         settings = {"HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers), "GRACEFUL_TIMEOUT": "20"}
         argv = procfile_argv("web", {**env, **settings})
-        process = self._start("web", argv, extra_env)
+        process = self._start("web", argv, extra_env, private)
         url = f"http://127.0.0.1:{port}"
         wait_until_ready(url, process)
         return process, url
 
-    def worker(self, processes: int = 1, threads: int = 2, extra_env: dict[str, str] | None = None) -> Process:
+    def worker(
+        self,
+        processes: int = 1,
+        threads: int = 2,
+        extra_env: dict[str, str] | None = None,
+        private: Sequence[Path] = (),
+    ) -> Process:
         """The Procfile's worker command (`dramatiq workers`) with this many processes and threads."""
         env = {**self.env, **(extra_env or {}), "WORKER_PROCESSES": str(processes), "WORKER_THREADS": str(threads)}
-        process = self._start("worker", procfile_argv("worker", env), extra_env)
+        process = self._start("worker", procfile_argv("worker", env), extra_env, private)
         deadline = time.monotonic() + 30
         while "Worker process is ready" not in process.text() and "is ready for action" not in process.text():
             if process.popen.poll() is not None or time.monotonic() > deadline:
@@ -137,6 +150,18 @@ def running_stack(workdir: Path, *, graceful: bool = True, **env: str) -> Iterat
         yield stack
     finally:
         stack.stop_all() if graceful else stack.kill_all()
+
+
+def private_disk(argv: list[str], folders: Sequence[Path]) -> list[str]:
+    """`argv` run in a mount namespace of its own where each of `folders` is an empty tmpfs: a disk no other
+    process sees, as each container of a platform has (needs root, as tests and CI run here). The command
+    is exec'd, so it keeps the pid (and process group) it was started with."""
+    mounts = " && ".join(f"mount -t tmpfs tmpfs {shlex.quote(str(folder))}" for folder in folders)
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'{mounts} && exec "$@"', "sh", *argv]
+
+
+def mount_namespace(pid: int) -> str:
+    return os.readlink(f"/proc/{pid}/ns/mnt")
 
 
 def wait_until_ready(url: str, process: Process, timeout: float = 30) -> None:

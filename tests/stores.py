@@ -7,8 +7,12 @@ second time that way); tests that need S3 whatever the mode take the `s3` fixtur
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ from tests.support import free_port
 BUCKET = "tasklane-test-uploads"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test-access-key", "AWS_SECRET_ACCESS_KEY": "test-secret-key"}
 REGION = "us-east-1"
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request at INFO
 
 
 def s3_mode() -> bool:
@@ -88,6 +93,46 @@ class S3Server:
             self.client.abort_multipart_upload(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
         for key in self.keys():
             self.client.delete_object(Bucket=BUCKET, Key=key)
+
+
+class SlowLink:
+    """A TCP proxy in front of a server that passes bytes towards it at `rate` bytes per second: a slow
+    network, so that a test can act while a transfer is in flight. Answers come back at full speed."""
+
+    def __init__(self, target_port: int, rate: float) -> None:
+        self.target_port, self.rate = target_port, rate
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._pump, args=(client, upstream, self.rate), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, None), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket, rate: float | None) -> None:
+        try:
+            while data := source.recv(16384):
+                if rate:
+                    time.sleep(len(data) / rate)
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._closed.set()
+        self.listener.close()
 
 
 _shared: S3Server | None = None

@@ -42,7 +42,7 @@ from service.imports.uploads import Upload
 from service.jobs import Job
 from service.logs import request_id_var
 from service.notifications import webhooks
-from service.storage import StoreUnavailable
+from service.storage import StoreUnavailable, TransferStopped
 
 Q = Queries("imports")
 TERMINAL = ("completed", "failed", "cancelled")
@@ -240,22 +240,23 @@ def _preview(path: Path, kind: str, options: Options, partial: bool) -> dict[str
 
 async def _put(ctx: Context, stored: str, upload: Upload, abandoned: Callable[[], Awaitable[NoReturn]] | None) -> None:
     """The staging file into the store, unless the client goes first (then the transfer is aborted)."""
-    put = asyncio.ensure_future(ctx.store.put(stored, upload.path))
+    gone = asyncio.Event()
     watch = asyncio.ensure_future(abandoned()) if abandoned is not None else None
+    if watch is not None:
+        watch.add_done_callback(lambda _: gone.set())
     try:
-        await asyncio.wait([t for t in (put, watch) if t is not None], return_when=asyncio.FIRST_COMPLETED)
-        if not put.done() and watch is not None:
-            watch.result()  # raises: the client is gone
-        put.result()
+        await ctx.store.put(stored, upload.path, stop=gone)
+    except TransferStopped:
+        assert watch is not None
+        watch.result()  # raises: the client is gone
+        raise
     except StoreUnavailable as exc:
         log.warning("upload store unavailable", extra={"store": ctx.store.kind, "error": str(exc)})
         raise StoreDown("The upload store cannot take the file right now; try again shortly") from None
     finally:
-        for task in (put, watch):
-            if task is not None and not task.done():
-                task.cancel()
-        # Wait for a cancelled transfer to abort its multipart upload before answering.
-        await asyncio.gather(*(t for t in (put, watch) if t is not None), return_exceptions=True)
+        if watch is not None:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
 
 
 async def _discard(ctx: Context, stored: str) -> None:
