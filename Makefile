@@ -26,13 +26,18 @@ run: install
 lint: install
 	$(BIN)/ruff check service workers tests
 
-# The whole suite: unit, integration, end-to-end, resilience (fault injection) and security (~5 min).
+# The whole suite: unit, integration, end-to-end, resilience (fault injection) and security (~5 min);
+# then the import suites (API + worker, and a worker SIGKILLed mid-import) again with uploads kept in an
+# S3-compatible store (moto's server over HTTP) instead of the local folder.
+IMPORT_SUITES := tests/imports/test_jobs.py tests/e2e/test_import_crash.py
 test: install lint
 	$(BIN)/python -m pytest
+	TEST_UPLOAD_STORE=s3 $(BIN)/python -m pytest -q $(IMPORT_SUITES)
 
 # The same with a much deeper schemathesis run over every operation of the OpenAPI document.
 test-all: install lint
 	SCHEMATHESIS_EXAMPLES=300 $(BIN)/python -m pytest
+	TEST_UPLOAD_STORE=s3 $(BIN)/python -m pytest -q $(IMPORT_SUITES)
 
 # Every tests/perf/bench_*.py in one go, one Markdown report in var/bench-report.md. wrk is used when it
 # can be installed (a load generator in C); without it the scripts fall back to an asyncio client.

@@ -21,7 +21,7 @@ DOCUMENTED = {
     if line and not line.startswith("#") and "=" in line
 }
 # Read by the containers of compose.yaml, not by tasklane.
-THIRD_PARTY_ENV = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}
+THIRD_PARTY_ENV = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
 
 
 def procfile() -> dict[str, str]:
@@ -86,8 +86,8 @@ def test_dockerfile_builds_a_small_non_root_image_with_a_healthcheck():
 def test_compose_brings_up_a_working_system():
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"postgres", "redis", "mailpit", "migrate", "web", "worker"} <= services.keys()
-    for name in ("postgres", "redis", "mailpit"):
+    assert {"postgres", "redis", "mailpit", "minio", "bucket", "migrate", "web", "worker"} <= services.keys()
+    for name in ("postgres", "redis", "mailpit", "minio"):
         assert "healthcheck" in services[name], name
     assert "pgdata" in " ".join(services["postgres"]["volumes"])
     app = [services[n] for n in ("migrate", "web", "worker")]
@@ -97,8 +97,16 @@ def test_compose_brings_up_a_working_system():
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
         assert depends["redis"]["condition"] == "service_healthy", name
-        assert any("/data/uploads" in v for v in services[name]["volumes"]), "web and worker share the uploads"
+        assert depends["bucket"]["condition"] == "service_completed_successfully", name
+        # As on a platform: no disk shared between web and worker, uploads go through the S3 store
+        assert "volumes" not in services[name], "web and worker share no volume"
+        environment = services[name]["environment"]
+        assert environment["UPLOAD_STORE_URL"].startswith("s3://tasklane-uploads/")
+        assert environment["S3_ENDPOINT_URL"] == "http://minio:9000"
+        assert environment["AWS_ACCESS_KEY_ID"] == services["minio"]["environment"]["MINIO_ROOT_USER"]
+        assert environment["AWS_SECRET_ACCESS_KEY"] == services["minio"]["environment"]["MINIO_ROOT_PASSWORD"]
         assert "ports" not in services["worker"], "workers scale with --scale worker=N: no fixed port"
+    assert "tasklane-uploads" in " ".join(services["bucket"]["command"])
     for service in app:
         for variable in service["environment"]:
             assert variable in DOCUMENTED, f"{variable} is not in .env.example"
