@@ -49,13 +49,13 @@ async def _redis(request: Request) -> None:
 )
 async def ready(request: Request) -> Response:
     checks = {"postgres": _postgres(request), "redis": _redis(request)}
-    results = await asyncio.gather(
+    *results, store_ok = await asyncio.gather(
         *(asyncio.wait_for(check, CHECK_TIMEOUT) for check in checks.values()),
         request.state.ctx.store.ready(),
         return_exceptions=True,
     )
-    status = {name: "ok" if r is None else "unavailable" for name, r in zip(checks, results, strict=False)}
-    status["store"] = "ok" if results[-1] is True else "unavailable"
+    status = {name: "ok" if r is None else "unavailable" for name, r in zip(checks, results, strict=True)}
+    status["store"] = "ok" if store_ok is True else "unavailable"
     failed = [name for name in checks if status[name] != "ok"]
     if failed:
         return problem(

@@ -195,7 +195,8 @@ async def _fetch(ctx: Context, job: asyncpg.Record, lease: UUID) -> LocalCopy | 
                 minutes = ctx.settings.upload_store_retry_for / 60
                 raise StoreUnavailable(f"The upload store could not be reached for {minutes:g} minutes") from exc
             log.warning("upload store unavailable, import waits", extra={"job_id": str(job["id"]), "error": str(exc)})
-        await asyncio.sleep(delay)
+        # Waited in a thread on the stop event: a worker asked to stop never waits out a long backoff.
+        await asyncio.to_thread(stopping.wait, delay)
         delay = min(delay * 2, STORE_BACKOFF_MAX)
         guard = await ctx.db.fetch_one(Q.chunk_guard, id=job["id"], lease_id=lease)
         if guard is None or not guard["owned"]:

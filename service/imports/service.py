@@ -148,10 +148,10 @@ async def create_job(
             digest = idempotency.fingerprint("POST", "/api/v1/imports", (upload.sha256 or "").encode())
             outcome = await idempotency.run_once(ctx, user_id, key, digest, create)
     except BaseException:
-        await _discard(ctx, stored)
+        await _delete_object(ctx, stored)  # no job points at it
         raise
     if outcome.replayed:
-        await _discard(ctx, stored)
+        await _delete_object(ctx, stored)
     ctx.dispatcher.dispatch_soon(*jobs)
     return outcome
 
@@ -251,20 +251,26 @@ async def _put(ctx: Context, stored: str, upload: Upload, abandoned: Callable[[]
         watch.result()  # raises: the client is gone
         raise
     except StoreUnavailable as exc:
-        log.warning("upload store unavailable", extra={"store": ctx.store.kind, "error": str(exc)})
-        raise StoreDown("The upload store cannot take the file right now; try again shortly") from None
+        raise _store_down(ctx, exc, "take the file") from None
     finally:
         if watch is not None:
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
 
 
-async def _discard(ctx: Context, stored: str) -> None:
-    """Deletes an object no job points at; if the store is away now, the object stays (logged)."""
+def _store_down(ctx: Context, exc: StoreUnavailable, doing: str) -> StoreDown:
+    log.warning("upload store unavailable", extra={"store": ctx.store.kind, "error": str(exc)})
+    return StoreDown(f"The upload store cannot {doing} right now; try again shortly")
+
+
+async def _delete_object(ctx: Context, stored: str) -> bool:
+    """Deletes an upload from the store; False (logged) when the store is away, and the object stays."""
     try:
         await ctx.store.delete(stored)
     except StoreUnavailable as exc:
-        log.warning("could not delete an unused upload", extra={"key": stored, "error": str(exc)})
+        log.warning("upload not deleted", extra={"key": stored, "error": str(exc)})
+        return False
+    return True
 
 
 async def get_job(ctx: Context, user_id: UUID, job_id: UUID) -> asyncpg.Record:
@@ -333,8 +339,7 @@ async def delete_job(ctx: Context, user_id: UUID, job_id: UUID) -> None:
             try:
                 await ctx.store.delete(row["stored_path"])
             except StoreUnavailable as exc:
-                log.warning("upload store unavailable", extra={"store": ctx.store.kind, "error": str(exc)})
-                raise StoreDown("The upload store cannot delete the file right now; try again shortly") from None
+                raise _store_down(ctx, exc, "delete the file") from None
 
 
 async def announce_end(ctx: Context, job: asyncpg.Record) -> list[Job]:
@@ -368,26 +373,21 @@ async def remove_upload(ctx: Context, job: asyncpg.Record) -> None:
     store is away, the file stays marked as present and the relay's purge deletes it later."""
     if ctx.settings.upload_retention > 0:
         return
-    await _remove(ctx, job)
+    if await _delete_object(ctx, job["stored_path"]):
+        await ctx.db.execute(Q.mark_file_removed, id=job["id"])
 
 
 async def purge_uploads(ctx: Context, limit: int = 100) -> int:
-    """Remove files of jobs finished longer ago than the retention period (run by the relay)."""
+    """Remove files of jobs finished longer ago than the retention period (run by the relay). While the
+    store is away it waits for a later sweep, rather than hold the relay up with one failure per file."""
     rows = await ctx.db.fetch_all(Q.files_to_remove, retention=ctx.settings.upload_retention, limit=limit)
     removed = 0
     for row in rows:
-        removed += await _remove(ctx, row)
+        if not await _delete_object(ctx, row["stored_path"]):
+            break
+        await ctx.db.execute(Q.mark_file_removed, id=row["id"])
+        removed += 1
     return removed
-
-
-async def _remove(ctx: Context, job: asyncpg.Record) -> bool:
-    try:
-        await ctx.store.delete(job["stored_path"])
-    except StoreUnavailable as exc:
-        log.warning("upload not deleted yet", extra={"job_id": str(job["id"]), "error": str(exc)})
-        return False
-    await ctx.db.execute(Q.mark_file_removed, id=job["id"])
-    return True
 
 
 async def errors_page(ctx: Context, user_id: UUID, job_id: UUID, limit: int, cursor: str | None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -116,6 +117,26 @@ async def test_a_job_waits_while_the_store_is_away_then_completes(s3_app, s3, sm
     assert s3.keys(PREFIX) == []
 
 
+async def test_a_worker_asked_to_stop_while_the_store_is_away_hands_the_job_back(s3_app, s3, smtp):
+    headers = await user(s3_app.http, s3_app.ctx, smtp)
+    job = (await upload(s3_app.http, headers, csv_rows(50))).json()
+    s3.stop()
+    with logged("upload store unavailable, import waits") as waits:
+        running = asyncio.ensure_future(pipeline.run_job(s3_app.ctx, uuid.UUID(job["id"])))
+
+        async def waiting() -> bool:
+            return bool(waits)
+
+        await eventually(waiting, timeout=30)
+        pipeline.stopping.set()
+        try:
+            assert await asyncio.wait_for(running, 10) == "released"
+        finally:
+            pipeline.stopping.clear()
+    shown = (await s3_app.http.get(f"/api/v1/imports/{job['id']}", headers=headers)).json()
+    assert (shown["status"], shown["error"]) == ("queued", None)
+
+
 async def test_a_job_fails_with_a_reason_once_the_store_stayed_away_too_long(s3_app, s3, smtp):
     headers = await user(s3_app.http, s3_app.ctx, smtp)
     job = (await upload(s3_app.http, headers, csv_rows(50))).json()
@@ -182,6 +203,15 @@ async def test_readiness_reports_the_store(s3_app, s3, monkeypatch):
     ready = await s3_app.http.get("/health/ready")
     assert ready.status_code == 200
     assert ready.json()["status"] == "degraded" and ready.json()["checks"]["store"] == "unavailable"
+
+
+def test_a_worker_clears_the_copies_killed_workers_left_and_only_those(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / f"{dead.pid}-job_a.csv").write_bytes(b"left by a killed worker")
+    (tmp_path / f"{os.getpid()}-job_b.csv").write_bytes(b"in use")
+    assert storage.clear_scratch(tmp_path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [f"{os.getpid()}-job_b.csv"]
 
 
 async def test_a_readiness_answer_is_reused_for_a_few_seconds():
