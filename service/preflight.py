@@ -13,6 +13,7 @@ import asyncpg
 import redis
 
 from service.config import ConfigError, get_settings
+from service.storage import open_store
 
 START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 START_REDIS = (
@@ -72,6 +73,14 @@ def main() -> int:
             f"Start it with:\n    {START_REDIS}\nor point REDIS_URL at a running server.",
             file=sys.stderr,
         )
+    store = open_store(settings)
+    if store.kind == "local":
+        print(f"Uploads kept in the local folder {settings.upload_store_url.removeprefix('file://')}")
+    elif asyncio.run(store.ready()):
+        print(f"Upload store {settings.upload_store_url}: answers")
+    else:
+        # Not fatal: everything but imports works, and imports wait for the store.
+        print(f"Upload store {settings.upload_store_url} does not answer: imports will wait for it", file=sys.stderr)
     return 0 if ok else 1
 
 

@@ -29,10 +29,10 @@ async def test_liveness(client):
     assert response.json() == {"status": "ok"}
 
 
-async def test_readiness_checks_postgres_and_redis(client):
+async def test_readiness_checks_postgres_and_redis_and_reports_the_upload_store(client):
     response = await client.get("/health/ready")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok", "store": "ok"}}
 
 
 @pytest.fixture
