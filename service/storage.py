@@ -266,14 +266,14 @@ def clear_scratch(scratch: Path) -> int:
     with contextlib.suppress(FileNotFoundError):
         for entry in scratch.iterdir():
             pid, _, _ = entry.name.partition("-")
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 with contextlib.suppress(FileNotFoundError):
                     entry.unlink()
                     removed += 1
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

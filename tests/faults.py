@@ -27,22 +27,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.storage import process_alive as _alive
 from tests.support import free_port
 
 OWNER = os.getpid()
 PG_PREFIX = "tl_resil_"
 REDIS_PREFIX = "tl_resil_redis_"
 PG_CTL = ["pg_ctlcluster", "--skip-systemctl-redirect"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _owned_by_live_run(name: str, prefix: str) -> bool:

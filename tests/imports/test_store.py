@@ -9,14 +9,14 @@ import logging
 import os
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from service import storage
 from service.config import Settings
+from service.context import Context
 from service.imports import pipeline
 from service.imports import service as imports
 from tests.imports.test_jobs import csv_rows, upload, user
@@ -37,18 +37,24 @@ async def s3_app(settings: Settings, database: str, clean: None, s3: S3Server) -
     s3.start()  # a test that stopped the store leaves it running for the next one
 
 
-@contextmanager
-def logged(message: str) -> Iterator[list[logging.LogRecord]]:
-    """Records the log lines of the imports logger with this message while the block runs."""
+async def run_until_waiting(ctx: Context, job_id: str) -> asyncio.Future[str]:
+    """Starts the worker's loop on a job while the store is away; returns once it waits for the store."""
     seen: list[logging.LogRecord] = []
     handler = logging.Handler()
-    handler.emit = lambda record: seen.append(record) if record.getMessage() == message else None  # type: ignore[method-assign]
+    handler.emit = seen.append  # type: ignore[method-assign]
+    handler.addFilter(lambda record: record.getMessage() == "upload store unavailable, import waits")
     logger = logging.getLogger("tasklane.imports")
     logger.addHandler(handler)
     try:
-        yield seen
+        running = asyncio.ensure_future(pipeline.run_job(ctx, uuid.UUID(job_id)))
+
+        async def waiting() -> bool:
+            return bool(seen)
+
+        await eventually(waiting, timeout=30)
     finally:
         logger.removeHandler(handler)
+    return running
 
 
 def wide_csv(rows: int) -> bytes:
@@ -100,18 +106,12 @@ async def test_a_job_waits_while_the_store_is_away_then_completes(s3_app, s3, sm
     headers = await user(s3_app.http, s3_app.ctx, smtp)
     job = (await upload(s3_app.http, headers, csv_rows(5_000))).json()
     s3.stop()
-    with logged("upload store unavailable, import waits") as waits:
-        running = asyncio.ensure_future(pipeline.run_job(s3_app.ctx, uuid.UUID(job["id"])))
-
-        async def waiting() -> bool:
-            return bool(waits)
-
-        await eventually(waiting, timeout=30)
-        # Waiting, not failed: the user sees a job in progress
-        shown = (await s3_app.http.get(f"/api/v1/imports/{job['id']}", headers=headers)).json()
-        assert (shown["status"], shown["error"]) == ("processing", None)
-        s3.start()
-        assert await running == "completed"
+    running = await run_until_waiting(s3_app.ctx, job["id"])
+    # Waiting, not failed: the user sees a job in progress
+    shown = (await s3_app.http.get(f"/api/v1/imports/{job['id']}", headers=headers)).json()
+    assert (shown["status"], shown["error"]) == ("processing", None)
+    s3.start()
+    assert await running == "completed"
     done = (await s3_app.http.get(f"/api/v1/imports/{job['id']}", headers=headers)).json()
     assert (done["status"], done["rows_imported"]) == ("completed", 5_000)
     assert s3.keys(PREFIX) == []
@@ -121,18 +121,12 @@ async def test_a_worker_asked_to_stop_while_the_store_is_away_hands_the_job_back
     headers = await user(s3_app.http, s3_app.ctx, smtp)
     job = (await upload(s3_app.http, headers, csv_rows(50))).json()
     s3.stop()
-    with logged("upload store unavailable, import waits") as waits:
-        running = asyncio.ensure_future(pipeline.run_job(s3_app.ctx, uuid.UUID(job["id"])))
-
-        async def waiting() -> bool:
-            return bool(waits)
-
-        await eventually(waiting, timeout=30)
-        pipeline.stopping.set()
-        try:
-            assert await asyncio.wait_for(running, 10) == "released"
-        finally:
-            pipeline.stopping.clear()
+    running = await run_until_waiting(s3_app.ctx, job["id"])
+    pipeline.stopping.set()
+    try:
+        assert await asyncio.wait_for(running, 10) == "released"
+    finally:
+        pipeline.stopping.clear()
     shown = (await s3_app.http.get(f"/api/v1/imports/{job['id']}", headers=headers)).json()
     assert (shown["status"], shown["error"]) == ("queued", None)
 
