@@ -15,7 +15,7 @@ RUN pip wheel --wheel-dir /wheels .
 
 FROM python:3.11-slim AS runtime
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
-    PYTHONPATH=/app APP_ENV=production PORT=8000 UPLOAD_DIR=/data/uploads
+    PYTHONPATH=/app APP_ENV=production PORT=8000 WEB_CONCURRENCY=2 UPLOAD_DIR=/data/uploads
 RUN groupadd --system tasklane && useradd --system --gid tasklane --home-dir /app --shell /usr/sbin/nologin tasklane
 WORKDIR /app
 # Dependencies from the wheels; the code itself runs from /app, next to the sql/ files it reads.
@@ -30,4 +30,5 @@ USER tasklane
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8000\")}/health/live', timeout=2)"]
-CMD ["sh", "-c", "exec uvicorn service.app:create_app --factory --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY:-2} --no-server-header --no-access-log --log-config service/logging.json --proxy-headers --forwarded-allow-ips \"${TRUSTED_PROXIES:-}\" --timeout-graceful-shutdown ${GRACEFUL_TIMEOUT:-25}"]
+# The Procfile's web command: uvicorn set up from the environment (HOST, PORT, WEB_CONCURRENCY, ...).
+CMD ["python", "-m", "service.serve"]

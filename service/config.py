@@ -17,6 +17,7 @@ WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 # RATE_LIMITS=relaxed (development only) multiplies every rate limit by this, so that a person trying the
 # API out (a few mistyped registrations, a walk-through run again and again) is not locked out for an hour.
 RELAXED_FACTOR = 20
+BROKER_SCHEMES = ("amqp", "amqps", "redis", "rediss")
 
 
 class ConfigError(Exception):
@@ -31,6 +32,16 @@ def _positive(name: str, value: str) -> float:
     number = float(value)
     if not number > 0:
         raise ConfigError(f"{name} must be a positive number of seconds")
+    return number
+
+
+def _count(name: str, value: str, minimum: int) -> int:
+    try:
+        number = int(value or 0)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
     return number
 
 
@@ -81,6 +92,8 @@ class Settings:
     database_pool_min: int = 0
     database_pool_max: int = 10
     redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str = ""  # empty: Dramatiq on Redis at redis_url; amqp(s)://: on RabbitMQ
+    broker_queue_prefix: str = ""
     secret_key: str = field(default=DEVELOPMENT_SECRET, repr=False)
     smtp_host: str = ""
     smtp_port: int = 25
@@ -122,6 +135,9 @@ class Settings:
     import_chunk_rows: int = 10_000
     import_stale_after: int = 120
     rate_limits: str = "standard"
+    worker_notification_threads: int = 4
+    web_max_requests: int = 0
+    web_max_requests_jitter: int = 0
 
     @property
     def is_development(self) -> bool:
@@ -166,6 +182,9 @@ class Settings:
             return env.get(name, str(default))
 
         upload_dir = get("UPLOAD_DIR", cls.upload_dir)
+        broker_url = get("BROKER_URL", cls.broker_url).strip()
+        if broker_url and broker_url.partition("://")[0].lower() not in BROKER_SCHEMES:
+            raise ConfigError(f"BROKER_URL must start with one of {', '.join(s + '://' for s in BROKER_SCHEMES)}")
 
         return cls(
             app_env=app_env,
@@ -173,6 +192,8 @@ class Settings:
             database_pool_min=int(get("DATABASE_POOL_MIN", cls.database_pool_min)),
             database_pool_max=int(get("DATABASE_POOL_MAX", cls.database_pool_max)),
             redis_url=get("REDIS_URL", cls.redis_url),
+            broker_url=broker_url,
+            broker_queue_prefix=get("BROKER_QUEUE_PREFIX", cls.broker_queue_prefix),
             secret_key=secret,
             smtp_host=get("SMTP_HOST", cls.smtp_host),
             smtp_port=int(get("SMTP_PORT", cls.smtp_port)),
@@ -214,6 +235,13 @@ class Settings:
             import_chunk_rows=int(get("IMPORT_CHUNK_ROWS", cls.import_chunk_rows)),
             import_stale_after=int(get("IMPORT_STALE_AFTER", cls.import_stale_after)),
             rate_limits=rate_limits,
+            worker_notification_threads=_count(
+                "WORKER_NOTIFICATION_THREADS", get("WORKER_NOTIFICATION_THREADS", cls.worker_notification_threads), 1
+            ),
+            web_max_requests=_count("WEB_MAX_REQUESTS", get("WEB_MAX_REQUESTS", cls.web_max_requests), 0),
+            web_max_requests_jitter=_count(
+                "WEB_MAX_REQUESTS_JITTER", get("WEB_MAX_REQUESTS_JITTER", cls.web_max_requests_jitter), 0
+            ),
         )
 
 

@@ -2,8 +2,12 @@
 
 Messages are addressed by actor name, so the service layer never imports `workers/`. A request never
 waits on the broker: `Dispatcher.dispatch_soon` enqueues from a thread after the transaction has
-committed; if Redis is away the message is simply not sent and the relay re-drives it from the database
-row that records the work.
+committed; if the broker is away the message is simply not sent and the relay re-drives it from the
+database row that records the work.
+
+The broker is Redis (REDIS_URL) unless BROKER_URL names another: `amqp://` runs Dramatiq on RabbitMQ,
+with durable queues and publisher confirms. Queue names carry BROKER_QUEUE_PREFIX, so deployments (or
+test runs) can share one broker.
 """
 
 from __future__ import annotations
@@ -14,22 +18,30 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import dramatiq
 import redis
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 
-from service.config import Settings
+from service.config import Settings, get_settings
 from service.logs import request_id_var
 
 log = logging.getLogger("tasklane.jobs")
 
-# actor name -> queue name; the workers declare their actors with these same names.
+# actor name -> queue name (before BROKER_QUEUE_PREFIX); the workers declare their actors with these.
 QUEUES: dict[str, str] = {
     "emails.send": "emails",
     "imports.process": "imports",
     "webhooks.deliver": "webhooks",
 }
+RABBITMQ_SCHEMES = ("amqp", "amqps")
+
+
+def queue_of(actor: str, settings: Settings | None = None) -> str:
+    """The broker queue of an actor's messages, prefix included."""
+    return (settings or get_settings()).broker_queue_prefix + QUEUES[actor]
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,7 @@ class Job:
         if request_id and "request_id" not in options:
             options["request_id"] = request_id
         return dramatiq.Message(
-            queue_name=QUEUES[self.actor],
+            queue_name=queue_of(self.actor),
             actor_name=self.actor,
             args=self.args,
             kwargs={},
@@ -53,15 +65,46 @@ class Job:
         )
 
 
-def make_broker(settings: Settings) -> RedisBroker:
+class PrefetchPerQueue(dramatiq.Broker):
+    """`consume` takes each queue's own prefetch from `prefetch` (set by the worker at boot), where Dramatiq
+    gives every queue of a process the same one: an import holds a thread for minutes, an email for a
+    moment, and a message prefetched behind a long import waits while other processes idle."""
+
+    prefetch: dict[str, int]
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> dramatiq.Consumer:
+        chosen = getattr(self, "prefetch", {}).get(queue_name, prefetch)
+        return super().consume(queue_name, prefetch=chosen, timeout=timeout)  # type: ignore[call-arg]
+
+
+class Redis(PrefetchPerQueue, RedisBroker):
+    pass
+
+
+class RabbitMQ(PrefetchPerQueue, RabbitmqBroker):
+    pass
+
+
+def is_rabbitmq(settings: Settings) -> bool:
+    return urlsplit(settings.broker_url).scheme.lower() in RABBITMQ_SCHEMES
+
+
+def make_broker(settings: Settings) -> dramatiq.Broker:
+    if is_rabbitmq(settings):
+        broker = RabbitMQ(url=settings.broker_url, confirm_delivery=True)
+        if "blocked_connection_timeout" not in parse_qs(urlsplit(settings.broker_url).query):
+            # A RabbitMQ short of memory or disk blocks publishers; give up (the relay catches up) rather
+            # than hold a thread forever.
+            broker.parameters.blocked_connection_timeout = 30
+        return broker
     client = redis.Redis.from_url(
-        settings.redis_url,
+        settings.broker_url or settings.redis_url,
         # Short timeouts: a broker that does not answer is treated as down, and the relay catches up.
         socket_connect_timeout=2,
         socket_timeout=5,
         health_check_interval=30,
     )
-    return RedisBroker(client=client, heartbeat_timeout=settings.broker_heartbeat_timeout_ms)
+    return Redis(client=client, heartbeat_timeout=settings.broker_heartbeat_timeout_ms)
 
 
 def send(broker: dramatiq.Broker, job: Job) -> None:

@@ -35,6 +35,8 @@ def procfile_argv(kind: str, env: dict[str, str]) -> list[str]:
         if sep and name.strip() == kind:
             expanded = _VARIABLE.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), command)
             argv = shlex.split(expanded)
+            if argv[0] == "exec":  # the shell a Procfile runner uses gives way to the command itself
+                argv = argv[1:]
             return [str(BIN / argv[0]), *argv[1:]]
     raise KeyError(f"no {kind!r} process in the Procfile")
 
@@ -62,6 +64,28 @@ class Process:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGKILL)
         self.popen.wait(10)
+
+    def group(self) -> list[int]:
+        """Pids still in this process's group (it leads one: started in a session of its own)."""
+        return group_pids(self.popen.pid)
+
+    def stop_group(self, *signals: int, gap: float = 0.0, timeout: float = 30) -> tuple[int | str, float]:
+        """As a platform stops a container: each signal to every process of the group (`gap` s apart), then
+        wait until no process of it is left. Returns the leader's exit code ("timeout" if any process was
+        still alive after `timeout` s; the group is then SIGKILLed) and the seconds the group took."""
+        started = time.monotonic()
+        for n, sig in enumerate(signals or (signal.SIGTERM,)):
+            if n:
+                time.sleep(gap)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+        deadline = started + timeout
+        while self.popen.poll() is None or self.group():
+            if time.monotonic() > deadline:
+                self.kill()
+                return "timeout", time.monotonic() - started
+            time.sleep(0.02)
+        return self.popen.returncode, time.monotonic() - started
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.popen.poll() is None:
@@ -109,7 +133,7 @@ class Stack:
         env = {**self.env, **(extra_env or {})}
         settings = {"HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers), "GRACEFUL_TIMEOUT": "20"}
         argv = procfile_argv("web", {**env, **settings})
-        process = self._start("web", argv, extra_env, private)
+        process = self._start("web", argv, {**(extra_env or {}), **settings}, private)
         url = f"http://127.0.0.1:{port}"
         wait_until_ready(url, process)
         return process, url
@@ -130,6 +154,14 @@ class Stack:
                 raise RuntimeError(f"worker did not start:\n{process.text()[-3000:]}")
             time.sleep(0.1)
         return process
+
+    def honcho(self, *kinds: str, extra_env: dict[str, str] | None = None) -> tuple[Process, int]:
+        """`honcho start -f Procfile <kinds>` as `make run` starts it (the Procfile's commands through a shell,
+        each in a session of its own); the web process listens on the port returned."""
+        port = free_port()
+        env = {**self.env, **(extra_env or {}), "PATH": f"{BIN}:{self.env.get('PATH', '')}", "HOST": "127.0.0.1"}
+        argv = [str(BIN / "honcho"), "start", "-f", str(ROOT / "Procfile"), "-p", str(port), *kinds]
+        return self._start("honcho", argv, env), port
 
     def stop_all(self) -> None:
         for process in reversed(self.processes):
@@ -162,6 +194,22 @@ def private_disk(argv: list[str], folders: Sequence[Path]) -> list[str]:
 
 def mount_namespace(pid: int) -> str:
     return os.readlink(f"/proc/{pid}/ns/mnt")
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group, from /proc."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # Fields after the command name (which may hold spaces): state, ppid, pgrp, ...
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            pids.append(int(entry.name))
+    return pids
 
 
 def wait_until_ready(url: str, process: Process, timeout: float = 30) -> None:

@@ -1,6 +1,7 @@
 """The worker's broker and middleware: one class per concern, hooks named before_*/after_*.
 
 Order matters: AsyncIO must come first so the event loop exists before the hooks that use it.
+Middleware added since lives in workers/middleware/, one concern per module.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
@@ -18,7 +20,7 @@ import dramatiq
 import httpx
 import redis.asyncio as aioredis
 from dramatiq.asyncio import get_event_loop_thread
-from dramatiq.middleware import AsyncIO, Middleware
+from dramatiq.middleware import Middleware
 
 from service import idempotency
 from service.config import get_settings
@@ -32,6 +34,9 @@ from service.metrics.recorder import Recorder, final_flush, flush_forever
 from service.notifications import emails, webhooks
 from service.notifications.emails import Mailer, mailer_for
 from service.storage import clear_scratch, open_store, scratch_dir
+from workers.middleware.clean_stop import CleanStop
+from workers.middleware.event_loop import DaemonAsyncIO
+from workers.middleware.lanes import Lanes
 
 log = logging.getLogger("tasklane.worker")
 T = TypeVar("T")
@@ -163,9 +168,21 @@ class Relay(Middleware):
             try:
                 await sweep(resources.ctx, broker)
             except Exception as exc:
+                if _executor_gone(exc):
+                    # The interpreter is shutting down under this loop: nothing here can run work any more.
+                    # Stop the process cleanly (its jobs handed back) rather than linger as a broken relay.
+                    log.error("worker executor shut down; stopping this process", extra={"error": repr(exc)})
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
                 log.warning("relay sweep failed", extra={"error": repr(exc)})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
+
+
+def _executor_gone(exc: Exception) -> bool:
+    # What concurrent.futures and asyncio raise once their executor has been shut down.
+    text = str(exc) if isinstance(exc, RuntimeError) else ""
+    return "cannot schedule new futures" in text or "Executor shutdown has been called" in text
 
 
 async def sweep(ctx: Context, broker: dramatiq.Broker) -> int:
@@ -219,7 +236,9 @@ def setup() -> dramatiq.Broker:
     settings = get_settings()
     setup_logging(settings.log_level)
     broker = make_broker(settings)
-    broker.add_middleware(AsyncIO())
+    broker.add_middleware(DaemonAsyncIO())
+    broker.add_middleware(CleanStop())
+    broker.add_middleware(Lanes())
     broker.add_middleware(RequestContext())
     broker.add_middleware(WorkerResources())
     broker.add_middleware(Relay())

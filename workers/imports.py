@@ -7,7 +7,7 @@ from uuid import UUID
 import dramatiq
 
 from service.imports import pipeline
-from service.jobs import QUEUES
+from service.jobs import queue_of
 from workers.broker import resources
 
 SIX_HOURS_MS = 6 * 3600 * 1000
@@ -15,7 +15,7 @@ SIX_HOURS_MS = 6 * 3600 * 1000
 
 @dramatiq.actor(
     actor_name="imports.process",
-    queue_name=QUEUES["imports.process"],
+    queue_name=queue_of("imports.process"),
     # A failure mid-file (database restart, say) is retried; each try resumes after the last committed chunk.
     max_retries=10,
     min_backoff=1_000,

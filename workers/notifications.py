@@ -7,14 +7,14 @@ from uuid import UUID
 import dramatiq
 
 from service import metrics
-from service.jobs import QUEUES
+from service.jobs import queue_of
 from service.notifications import emails, webhooks
 from workers.broker import resources
 
 
 @dramatiq.actor(
     actor_name="emails.send",
-    queue_name=QUEUES["emails.send"],
+    queue_name=queue_of("emails.send"),
     max_retries=emails.MAX_ATTEMPTS,
     min_backoff=emails.MIN_BACKOFF_MS,
     max_backoff=emails.MAX_BACKOFF_MS,
@@ -29,7 +29,7 @@ async def send_email(email_id: str) -> None:
 
 # Retries are scheduled by `webhooks.deliver` itself (it honours Retry-After and records every attempt),
 # so Dramatiq never retries this actor; if it raises (database down), the relay re-drives the event.
-@dramatiq.actor(actor_name="webhooks.deliver", queue_name=QUEUES["webhooks.deliver"], max_retries=0)
+@dramatiq.actor(actor_name="webhooks.deliver", queue_name=queue_of("webhooks.deliver"), max_retries=0)
 async def deliver_webhook(event_id: str) -> None:
     outcome = await webhooks.deliver(resources.ctx, resources.webhook_client, UUID(event_id))
     if outcome != "not-due":

@@ -8,6 +8,11 @@ key stops two workers that both believe they own a job from committing the same 
 Parsing runs in a thread, one chunk ahead of the database: the event loop stays free for heartbeats
 and other actors, and reading overlaps with COPY.
 
+A stopping worker (`stopping`, set on SIGTERM) hands its job back at once: the chunks being written
+commit (or roll back), the job row is released and a message sent for another worker, which resumes
+after the last committed chunk. It does not wait for the reader either (opening a big workbook takes
+seconds): reading runs in daemon threads, which never hold up the process's exit.
+
 Chunks are written by CHUNKS_IN_FLIGHT transactions at once, on as many connections: the tasks table's
 indexes make PostgreSQL the bottleneck (one backend busy, the worker nearly idle), and a second backend
 uses the second core. Commits stay in file order, so what is committed is always a prefix of the file:
@@ -20,14 +25,16 @@ one, never the reverse, and two chunks cannot deadlock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -44,18 +51,20 @@ from service.storage import LocalCopy, StoreUnavailable, scratch_dir
 from service.tasks import service as tasks
 
 log = logging.getLogger("tasklane.imports")
+T = TypeVar("T")
 Q = Queries("imports")
 PROGRESS_EVERY = 1.0  # seconds between writes of the job row's counters
 HEARTBEAT_EVERY = 5.0
 STORE_BACKOFF_FIRST, STORE_BACKOFF_MAX = 1.0, 30.0  # seconds between tries while the upload store is away
 CHUNKS_IN_FLIGHT = 2  # transactions writing chunks at once (one per core of a small database server)
+STOP_POLL = 0.1  # seconds between looks at `stopping` while the reader works
 CATEGORY = VALID_COLUMNS.index("category")
 MAX_ROW_WARNINGS = 20  # row warnings named one by one in the job's warnings; the rest are counted
 TASK_COLUMNS = ("id", "user_id", "title", "description", "status", "priority", "due_date", "category_id", "import_id")
 ERROR_COLUMNS = ("job_id", "row_number", "seq", "column_name", "message", "value", "raw")
 
-# Set by the worker when it is asked to stop: a job in progress then hands itself back at its next chunk
-# boundary instead of holding the shutdown for the rest of the file.
+# Set by the worker when it is asked to stop: a job in progress then hands itself back instead of holding
+# the shutdown for the rest of the file.
 stopping = threading.Event()
 
 
@@ -160,6 +169,12 @@ async def run_job(ctx: Context, job_id: UUID) -> str:
     except LeaseLost as exc:
         log.warning("import lease lost, stopping", extra={"job_id": str(job_id), "reason": str(exc)})
         return "lost"
+    except BaseException:
+        # This attempt cannot go on (database error, time limit, a process going down): the job goes back to
+        # the queue now, for the retry or another worker, rather than stay 'processing' until it looks stale.
+        with contextlib.suppress(Exception):
+            await ctx.db.execute(Q.release_job, id=job_id, lease_id=lease)
+        raise
     finally:
         beat.cancel()
 
@@ -218,8 +233,12 @@ async def _release(ctx: Context, job_id: UUID, lease: UUID) -> str:
 async def _import(ctx: Context, job: asyncpg.Record, lease: UUID, totals: Totals, path: Path) -> str:
     job_id = job["id"]
     options = Options(job["mapping"], job["preset"])
+    opening = _in_daemon_thread(open_reader, path, job["kind"], options)
+    if not await _ready_unless_stopping(opening):
+        opening.add_done_callback(_close_reader)
+        return await _release(ctx, job_id, lease)
     try:
-        reader = await asyncio.to_thread(open_reader, path, job["kind"], options)
+        reader = opening.result()
     except ImportFileError as exc:  # unreadable, or (checked at upload already) a mapping that does not fit
         return await _finish(ctx, job, lease, totals, "failed", str(exc))
     pending: asyncio.Future[Any] | None = None
@@ -235,20 +254,24 @@ async def _import(ctx: Context, job: asyncpg.Record, lease: UUID, totals: Totals
             )
         chunks = reader.chunks(size=ctx.settings.import_chunk_rows, skip=totals.rows_consumed)
         loop = asyncio.get_running_loop()
-        pending = loop.run_in_executor(None, next, chunks, None)
+        pending = _in_daemon_thread(next, chunks, None)
         published = time.monotonic()
         planned = totals  # the totals once every chunk handed out so far has committed
         categories_done: asyncio.Future[None] | None = None
         halted = False  # asked to stop: the chunks not yet handed out are left for another worker
         try:
             while True:
-                chunk = await pending if pending is not None else None
-                pending = None
+                chunk = None
+                if pending is not None and not halted:
+                    if await _ready_unless_stopping(pending):
+                        chunk, pending = pending.result(), None
+                    else:
+                        halted = True  # the reader's chunk is dropped; another worker reads it again
                 if chunk is not None and stopping.is_set():
                     chunk, halted = None, True
                 if chunk is not None:
                     # Read the next chunk while this one is written.
-                    pending = loop.run_in_executor(None, next, chunks, None)
+                    pending = _in_daemon_thread(next, chunks, None)
                     previous = writing[-1][0] if writing else None
                     mine: asyncio.Future[None] = loop.create_future()
                     planned = planned.after(chunk, job["dry_run"])
@@ -281,10 +304,48 @@ async def _import(ctx: Context, job: asyncpg.Record, lease: UUID, totals: Totals
     finally:
         # Only after an error: no chunk transaction may outlive this attempt at the job.
         await asyncio.gather(*(task for task, _ in writing), return_exceptions=True)
-        if pending is not None:
-            # The reader may not be closed under a thread still inside it.
-            await asyncio.wait([pending])
-        reader.close()
+        if pending is not None and not pending.done():
+            # The reader may not be closed under a thread still inside it: the thread's end closes it.
+            pending.add_done_callback(lambda _: reader.close())
+        else:
+            reader.close()
+
+
+def _in_daemon_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """`fn(*args)` in a thread of its own, as a future of this loop. A daemon thread (not the loop's
+    executor, whose threads the interpreter waits for at exit): a worker that handed its job back exits
+    without waiting for the reader to finish a chunk or a workbook it no longer needs."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if not future.done():
+            future.set_exception(error) if error is not None else future.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = fn(*args), None
+        except BaseException as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits for this any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="import-reader", daemon=True).start()
+    return future
+
+
+async def _ready_unless_stopping(future: asyncio.Future[Any]) -> bool:
+    """Waits for `future`; False as soon as the worker is stopping while it still runs."""
+    while not future.done():
+        if stopping.is_set():
+            return False
+        await asyncio.wait([future], timeout=STOP_POLL)
+    return True
+
+
+def _close_reader(opening: asyncio.Future[Any]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 async def _settle(writing: deque[tuple[asyncio.Task[None], Totals]], totals: Totals) -> Totals:
