@@ -17,11 +17,17 @@ install: $(STAMP)
 
 # Local defaults: APP_ENV=development, database `tasklane` on 127.0.0.1, Redis db 0, emails to the log and to
 # GET /dev/mail, relaxed rate limits (development only: with another APP_ENV the standard ones).
+# Ctrl-C stops it as a platform stops a container: SIGTERM to every process, which ends by itself (an import
+# commits its chunk and is handed back). honcho would SIGKILL whatever is left after 5 s; here it waits up to
+# 30 s, as platforms do. honcho exits 130 after Ctrl-C (143 after SIGTERM): for `make run` that is a clean end.
+PORT ?= 8000
+HONCHO := import sys, honcho.manager; honcho.manager.KILL_WAIT = 30; from honcho.command import main; sys.exit(main())
 run: install
 	$(BIN)/python -m service.preflight
 	$(BIN)/python -m service.migrate
 	if [ "$${APP_ENV:-development}" = development ]; then export RATE_LIMITS="$${RATE_LIMITS:-relaxed}"; fi; \
-	PATH="$(CURDIR)/$(BIN):$$PATH" HOST=127.0.0.1 $(BIN)/honcho start -f Procfile -p 8000 web worker
+	PATH="$(CURDIR)/$(BIN):$$PATH" HOST=127.0.0.1 $(BIN)/python -c '$(HONCHO)' start -f Procfile -p $(PORT) web worker; \
+	  status=$$?; [ $$status -eq 0 ] || [ $$status -eq 130 ] || [ $$status -eq 143 ] || exit $$status
 
 lint: install
 	$(BIN)/ruff check service workers tests
