@@ -1,24 +1,30 @@
 """The web process (the Procfile's `web`): uvicorn serving create_app, set up from the environment.
 
-Two things the bare `uvicorn` command does not do:
+Three things the bare `uvicorn` command does not do:
 - WEB_MAX_REQUESTS recycles a process after that many requests, plus up to WEB_MAX_REQUESTS_JITTER drawn
   per process so that processes do not restart together (uvicorn's --limit-max-requests[-jitter]).
   uvicorn's supervisor starts a fresh process in its place while the listening socket stays open, so
   no connection is refused; with recycling on, a single process runs under the supervisor too (the
   bare command only starts one for two or more, and its single process would simply exit).
+- A stopping process drops no request it has accepted (`DrainingServer`). uvicorn closes, at once, every
+  connection not in the middle of a request: one accepted a moment ago whose request it has not read yet,
+  or a keep-alive one whose next request is on its way. Its client sees a reset, not an answer: a lost
+  request on every recycle under load.
 - A stop ends with exit code 0. uvicorn re-raises the SIGTERM it handled once its graceful shutdown is
   done, so a platform would see a process killed by a signal after a clean stop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import Mapping
 
 import uvicorn
-from uvicorn.supervisors import Multiprocess
+from uvicorn.supervisors import Multiprocess, multiprocess
 
 from service.config import ConfigError, get_settings
 
@@ -44,6 +50,45 @@ def web_config(env: Mapping[str, str] = os.environ) -> uvicorn.Config:
     )
 
 
+class DrainingServer(uvicorn.Server):
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Stop accepting, then let open connections bring their request, answered with `Connection: close`,
+        # until they close or the keep-alive timeout would have closed them anyway; uvicorn's own shutdown
+        # then deals with what is left (requests still running get GRACEFUL_TIMEOUT).
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        deadline = asyncio.get_running_loop().time() + self.config.timeout_keep_alive + 0.5
+        while self.server_state.connections and asyncio.get_running_loop().time() < deadline:
+            for connection in self.server_state.connections:
+                cycle = getattr(connection, "cycle", None)
+                if cycle is not None and not cycle.response_complete:
+                    cycle.keep_alive = False
+            await asyncio.sleep(0.05)
+        await super().shutdown()
+
+
+class DrainingProcess(multiprocess.Process):
+    """A web process of the supervisor, serving with DrainingServer."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = DrainingServer(config=self.config)
+        return self._server
+
+
+class Supervisor(Multiprocess):
+    def terminate_all(self) -> None:
+        # Stopping for good: close this process's copy of the listening socket first. Once the web processes
+        # have closed theirs, new connections are refused at once (a client or balancer tries elsewhere)
+        # instead of waiting in a backlog that nobody will read.
+        for sock in self.sockets:
+            sock.close()
+        super().terminate_all()
+
+
 def _stopped(signum: int, frame: object) -> None:
     """Where uvicorn's re-raised stop signal lands once it has shut down gracefully: nothing left to do."""
 
@@ -55,12 +100,14 @@ def main() -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 1
     if config.workers > 1 or config.limit_max_requests:
-        # The supervisor handles SIGTERM/SIGINT itself: it stops its processes, waits, and returns.
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        # uvicorn's supervisor builds every web process it starts (at first, on a recycle, on SIGHUP) from
+        # this module-level name. It handles SIGTERM/SIGINT itself: stops its processes, waits, returns.
+        multiprocess.Process = DrainingProcess  # type: ignore[misc]
+        Supervisor(config, sockets=[config.bind_socket()]).run()
         return 0
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stopped)
-    server = uvicorn.Server(config)
+    server = DrainingServer(config)
     server.run()
     return 0 if server.started else STARTUP_FAILURE
 
