@@ -98,18 +98,33 @@ class OwnRedis:
 
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    tls: bool = False  # TLS only, with a self-signed certificate, as platforms offer Redis
 
     def __post_init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix=f"{REDIS_PREFIX}{OWNER}_"))
 
     @property
     def url(self) -> str:
+        if self.tls:
+            return f"rediss://127.0.0.1:{self.port}/0?ssl_cert_reqs=none"
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def _tls_options(self) -> list[str]:
+        cert, key = self.dir / "cert.pem", self.dir / "key.pem"
+        _run([
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ])  # fmt: skip
+        return [
+            "--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+            "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
+        ]  # fmt: skip
 
     def start(self) -> OwnRedis:
         assert self.process is None or self.process.poll() is not None, "already running"
+        ports = self._tls_options() if self.tls else ["--port", str(self.port)]
         argv = [
-            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "redis-server", *ports, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--daemonize", "no", "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log"),
         ]  # fmt: skip
         self.process = subprocess.Popen(argv, preexec_fn=_die_with_parent)
