@@ -164,7 +164,11 @@ def ctx(app_client: AppClient):
 
 def pytest_configure(config: pytest.Config) -> None:
     # Fail early, with a useful message, when a backing service is down.
-    for host, port, what in ((("127.0.0.1", 5432, "PostgreSQL")), ("127.0.0.1", 6379, "Redis")):
+    for host, port, what in (
+        ("127.0.0.1", 5432, "PostgreSQL"),
+        ("127.0.0.1", 6379, "Redis"),
+        ("127.0.0.1", 5672, "RabbitMQ"),
+    ):
         with socket.socket() as s:
             s.settimeout(2)
             if s.connect_ex((host, port)) != 0:

@@ -80,13 +80,14 @@ def _lines(s: Snapshot) -> Iterator[str]:
         (
             "tasklane_queue_oldest_message_age_seconds",
             "Age of the oldest waiting message (0 when the queue is empty).",
-            lambda q: q.oldest_age_seconds or 0.0,
+            lambda q: (q.oldest_age_seconds or 0.0) if q.age_known else None,
         ),
     ]
     for name, help_text, value in gauges:
         yield from _family(name, "gauge", help_text)
         for q in s.queues:
-            yield f"{name}{_labels(queue=q.queue)} {_number(value(q))}"
+            if value(q) is not None:  # figures the broker does not give (RabbitMQ) have no sample
+                yield f"{name}{_labels(queue=q.queue)} {_number(value(q))}"
 
     if s.jobs_processing is not None:
         name = "tasklane_jobs_processing"

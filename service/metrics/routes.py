@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from service.errors import Unauthorized
 from service.http.openapi import Body, operation
+from service.jobs import is_rabbitmq
 from service.json import json_response
 from service.metrics import prometheus
 from service.metrics.snapshot import Snapshot, read_snapshot
@@ -31,7 +32,13 @@ async def _snapshot(request: Request) -> Snapshot:
     # This process's own deltas first, so what it just served shows at once; other processes' deltas
     # arrive within their flush interval.
     await request.state.metrics.flush(request.state.redis)
-    return await read_snapshot(request.state.redis, request.state.db)
+    settings = request.state.settings
+    return await read_snapshot(
+        request.state.redis,
+        request.state.db,
+        queue_prefix=settings.broker_queue_prefix,
+        rabbitmq_url=settings.broker_url if is_rabbitmq(settings) else None,
+    )
 
 
 @operation(

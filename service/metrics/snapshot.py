@@ -9,7 +9,8 @@ brokers/redis/dispatch.lua) and from PostgreSQL:
     dramatiq:<queue>.XQ        sorted set of dead-lettered message ids (kept 7 days by Dramatiq)
 
 The oldest message's age is now minus its `message_timestamp` (when it was first enqueued: a message
-that waited out retries counts from its first enqueue). `jobs_processing` counts import jobs in
+that waited out retries counts from its first enqueue). On RabbitMQ the figures come from
+`service.metrics.rabbitmq` (no in-flight count or age there: null). `jobs_processing` counts import jobs in
 status 'processing'; it is 0 while the import_jobs table does not exist.
 """
 
@@ -27,7 +28,7 @@ import redis.asyncio as aioredis
 from service import metrics
 from service.db import Database, Queries
 from service.jobs import QUEUES
-from service.metrics import histogram
+from service.metrics import histogram, rabbitmq
 from service.metrics.recorder import (
     PREFIX,
     WINDOW_MINUTES,
@@ -78,9 +79,10 @@ class QueueFigures:
     queue: str
     ready: int
     delayed: int
-    in_flight: int
+    in_flight: int | None  # None: the broker does not tell (RabbitMQ)
     dead_letter: int
     oldest_age_seconds: float | None
+    age_known: bool = True
 
     def public(self) -> dict[str, Any]:
         return {
@@ -131,9 +133,11 @@ async def read_snapshot(
     prefix: str = PREFIX,
     namespace: str = NAMESPACE,
     queues: tuple[str, ...] = QUEUE_NAMES,
+    queue_prefix: str = "",
+    rabbitmq_url: str | None = None,
 ) -> Snapshot:
-    """Everything /api/v1/metrics shows. Redis errors propagate (the endpoint answers 503);
-    a PostgreSQL failure only blanks `jobs_processing`."""
+    """Everything /api/v1/metrics shows. Redis errors propagate (the endpoint answers 503); a PostgreSQL
+    failure only blanks `jobs_processing`, a RabbitMQ one (rabbitmq_url) the queue figures."""
     now = time.time()
     minutes = range(current_minute(now) - WINDOW_MINUTES, current_minute(now) + 1)
     pipe = client.pipeline(transaction=False)
@@ -142,8 +146,8 @@ async def read_snapshot(
     pipe.hgetall(counters_key(prefix))
     for minute in minutes:
         pipe.hgetall(latency_key(minute, prefix))
-    for queue in queues:
-        base = f"{namespace}:{queue}"
+    for queue in queues if rabbitmq_url is None else ():
+        base = f"{namespace}:{queue_prefix}{queue}"
         pipe.llen(base)
         pipe.hlen(f"{base}.msgs")
         pipe.hlen(f"{base}.DQ.msgs")
@@ -155,11 +159,15 @@ async def read_snapshot(
     queue_results = results[3 + len(minutes) :]
 
     jobs_processing, unavailable = await _jobs_processing(db)
+    if rabbitmq_url is None:
+        queue_figures = await _queues(client, namespace, queue_prefix, queues, queue_results, now)
+    else:
+        queue_figures = await _rabbitmq_queues(rabbitmq_url, queue_prefix, queues, unavailable)
     return Snapshot(
         generated_at=now,
         routes=_routes(http, durations, windows),
         counters={name: int(counters.get(name.encode(), 0)) for name in metrics.COUNTERS},
-        queues=await _queues(client, namespace, queues, queue_results, now),
+        queues=queue_figures,
         jobs_processing=jobs_processing,
         unavailable=unavailable,
     )
@@ -199,8 +207,23 @@ def _routes(
     return out
 
 
+async def _rabbitmq_queues(
+    url: str, queue_prefix: str, queues: tuple[str, ...], unavailable: list[str]
+) -> list[QueueFigures]:
+    try:
+        counts = await rabbitmq.queue_counts(url, {queue: queue_prefix + queue for queue in queues})
+    except Exception as exc:
+        log.warning("metrics: RabbitMQ unavailable for queue figures", extra={"error": repr(exc)})
+        unavailable.append("rabbitmq")
+        return []
+    return [
+        QueueFigures(queue, ready, delayed, None, dead, None, age_known=False)
+        for queue, (ready, delayed, dead) in counts.items()
+    ]
+
+
 async def _queues(
-    client: aioredis.Redis, namespace: str, queues: tuple[str, ...], results: list[Any], now: float
+    client: aioredis.Redis, namespace: str, queue_prefix: str, queues: tuple[str, ...], results: list[Any], now: float
 ) -> list[QueueFigures]:
     heads = {}
     for i, queue in enumerate(queues):
@@ -211,7 +234,7 @@ async def _queues(
     if heads:
         pipe = client.pipeline(transaction=False)
         for queue, message_id in heads.items():
-            pipe.hget(f"{namespace}:{queue}.msgs", message_id)
+            pipe.hget(f"{namespace}:{queue_prefix}{queue}.msgs", message_id)
         encoded = dict(zip(heads, await pipe.execute(), strict=True))
     out = []
     for i, queue in enumerate(queues):
