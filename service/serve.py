@@ -30,6 +30,7 @@ from service.config import ConfigError, get_settings
 
 APP = "service.app:create_app"
 STARTUP_FAILURE = 3  # uvicorn's exit code when the app cannot start
+DRAIN_SECONDS = 1.0
 
 
 def web_config(env: Mapping[str, str] = os.environ) -> uvicorn.Config:
@@ -52,14 +53,14 @@ def web_config(env: Mapping[str, str] = os.environ) -> uvicorn.Config:
 
 class DrainingServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        # Stop accepting, then let open connections bring their request, answered with `Connection: close`,
-        # until they close or the keep-alive timeout would have closed them anyway; uvicorn's own shutdown
-        # then deals with what is left (requests still running get GRACEFUL_TIMEOUT).
+        # Stop accepting, then give open connections DRAIN_SECONDS to bring the request already on its way
+        # (answered with `Connection: close`); uvicorn's own shutdown then closes the idle ones (as its
+        # keep-alive timeout would) and gives requests still running GRACEFUL_TIMEOUT.
         for server in self.servers:
             server.close()
         for sock in sockets or []:
             sock.close()
-        deadline = asyncio.get_running_loop().time() + self.config.timeout_keep_alive + 0.5
+        deadline = asyncio.get_running_loop().time() + DRAIN_SECONDS
         while self.server_state.connections and asyncio.get_running_loop().time() < deadline:
             for connection in self.server_state.connections:
                 cycle = getattr(connection, "cycle", None)
