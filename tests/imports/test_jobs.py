@@ -342,16 +342,20 @@ async def test_cancel_mid_job_stops_at_the_next_chunk_and_keeps_committed_rows(c
     assert_problem(await client.post(f"/api/v1/imports/{job['id']}/cancel", headers=headers), 409)
 
 
-async def test_a_crashed_run_resumes_after_its_last_committed_chunk(client, ctx, smtp):
+async def test_a_failed_run_hands_the_job_back_and_the_retry_resumes_after_its_last_committed_chunk(client, ctx, smtp):
     headers = await user(client, ctx, smtp)
     job = (await upload(client, headers, csv_rows(12_345))).json()
 
     async def crash() -> None:
-        raise RuntimeError("worker died")
+        raise RuntimeError("database went away")
 
     with pytest.raises(RuntimeError):
         await _run_with_hook(ctx, job["id"], 2, crash)
-    # A second worker cannot take it while the first one's heartbeat is fresh...
+    # Handed back at once (no lease left to go stale): the retry need not wait IMPORT_STALE_AFTER
+    assert await db_value(ctx, "SELECT (status, lease_id) FROM import_jobs") == ("queued", None)
+    # A worker that dies without a word (SIGKILL) keeps its lease: nobody takes the job while its heartbeat
+    # is fresh...
+    await db_execute(ctx, "UPDATE import_jobs SET status = 'processing', lease_id = gen_random_uuid()")
     assert await pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])) == "not-due"
     # ...but once it has gone quiet, it resumes from the checkpoint
     await db_execute(ctx, "UPDATE import_jobs SET heartbeat_at = now() - interval '1 hour'")
@@ -378,6 +382,34 @@ async def test_a_stopping_worker_hands_the_job_back_and_another_finishes_it(clie
     assert await db_value(ctx, "SELECT status || ':' || attempts FROM import_jobs") == "queued:1"
     assert await pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])) == "completed"
     assert await db_value(ctx, "SELECT count(*) FROM tasks") == 9_000
+
+
+async def test_a_worker_stopped_while_its_reader_opens_the_file_hands_the_job_back_without_waiting(
+    client, ctx, smtp, monkeypatch
+):
+    # Opening a big workbook takes seconds: the stop must not wait for it.
+    headers = await user(client, ctx, smtp)
+    job = (await upload(client, headers, csv_rows(3_000))).json()
+    opened = pipeline.open_reader
+
+    def slow_open(*args: Any) -> Any:
+        time.sleep(3)
+        return opened(*args)
+
+    monkeypatch.setattr(pipeline, "open_reader", slow_open)
+    run = asyncio.create_task(pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])))
+    await asyncio.sleep(0.3)
+    pipeline.stopping.set()
+    started = time.monotonic()
+    try:
+        assert await run == "released"
+    finally:
+        pipeline.stopping.clear()
+    assert time.monotonic() - started < 1
+    assert await db_value(ctx, "SELECT (status, lease_id) FROM import_jobs") == ("queued", None)
+    monkeypatch.setattr(pipeline, "open_reader", opened)
+    assert await pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])) == "completed"
+    assert await db_value(ctx, "SELECT count(*) FROM tasks") == 3_000
 
 
 async def test_deleting_a_job_keeps_its_tasks_unlinked(client, ctx, smtp, worker, settings):

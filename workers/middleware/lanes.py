@@ -30,3 +30,6 @@ class Lanes(Middleware):
         }
         # Read by Worker.start() right after this hook, when it starts its threads.
         worker.worker_threads = imports + notifications
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        broker.prefetch = {}  # type: ignore[attr-defined]  (a consumer made outside a worker takes its own)
