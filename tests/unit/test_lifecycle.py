@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 
 import pytest
@@ -90,3 +91,23 @@ def test_the_web_command_reads_the_process_model_from_the_environment(monkeypatc
 
 def test_recycling_is_off_by_default():
     assert Settings.from_env(BASE).web_max_requests == 0
+
+
+async def test_a_relay_whose_executor_is_gone_stops_its_process_instead_of_failing_forever(monkeypatch):
+    import types
+
+    from workers import broker as worker_broker
+
+    # Given a sweep that fails as it does once the interpreter has shut the executors down under the loop
+    async def sweep(ctx: object, broker: object) -> int:
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    signals = []
+    monkeypatch.setattr(worker_broker, "sweep", sweep)
+    monkeypatch.setattr(worker_broker.os, "kill", lambda pid, sig: signals.append(sig))
+    settings = types.SimpleNamespace(relay_interval=0.01)
+    monkeypatch.setattr(worker_broker.resources, "ctx", types.SimpleNamespace(settings=settings), raising=False)
+    relay = worker_broker.Relay()
+    # When its loop runs, then it asks for a clean stop of the process (once) and ends
+    await asyncio.wait_for(relay._loop(None), 5)
+    assert signals == [signal.SIGTERM]
