@@ -72,10 +72,11 @@ async def test_hanging_receivers_are_cut_at_5s_and_free_the_worker_thread(stack,
     hanging = webhook_receiver([Reply(hang=60)])
     trickling = webhook_receiver([Reply(trickle=0.5)])
     fine_1, fine_2 = webhook_receiver(), webhook_receiver()
-    # Two worker threads; retries far away, so a timed-out event does not come back during the test.
-    env = {"WEBHOOK_TIMEOUT": "5", "WEBHOOK_RETRY_BASE": "60"}
+    # Two threads for notifications (one more runs the imports); retries far away, so a timed-out event
+    # does not come back during the test.
+    env = {"WEBHOOK_TIMEOUT": "5", "WEBHOOK_RETRY_BASE": "60", "WORKER_NOTIFICATION_THREADS": "2"}
     _web, url = stack.web(extra_env=env)
-    stack.worker(processes=1, threads=2, extra_env=env)
+    stack.worker(processes=1, threads=1, extra_env=env)
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         headers = await signup(http, smtp, "hang@example.com")
 
