@@ -78,11 +78,11 @@ class PrefetchPerQueue(dramatiq.Broker):
 
 
 class Redis(PrefetchPerQueue, RedisBroker):
-    pass
+    """Dramatiq's Redis broker, with a prefetch per queue."""
 
 
 class RabbitMQ(PrefetchPerQueue, RabbitmqBroker):
-    pass
+    """Dramatiq's RabbitMQ broker, with a prefetch per queue."""
 
 
 def is_rabbitmq(settings: Settings) -> bool:
@@ -92,10 +92,13 @@ def is_rabbitmq(settings: Settings) -> bool:
 def make_broker(settings: Settings) -> dramatiq.Broker:
     if is_rabbitmq(settings):
         broker = RabbitMQ(url=settings.broker_url, confirm_delivery=True)
-        if "blocked_connection_timeout" not in parse_qs(urlsplit(settings.broker_url).query):
-            # A RabbitMQ short of memory or disk blocks publishers; give up (the relay catches up) rather
-            # than hold a thread forever.
-            broker.parameters.blocked_connection_timeout = 30
+        # A RabbitMQ short of memory or disk blocks publishers: give up after 30 s (the relay catches up)
+        # rather than hold a thread forever, unless the URL says otherwise. (Several URLs: a cluster.)
+        urls = settings.broker_url.split(";")
+        parameters = broker.parameters if isinstance(broker.parameters, list) else [broker.parameters]
+        for url, each in zip(urls, parameters, strict=True):
+            if "blocked_connection_timeout" not in parse_qs(urlsplit(url).query):
+                each.blocked_connection_timeout = 30
         return broker
     client = redis.Redis.from_url(
         settings.broker_url or settings.redis_url,

@@ -306,7 +306,12 @@ async def _import(ctx: Context, job: asyncpg.Record, lease: UUID, totals: Totals
         await asyncio.gather(*(task for task, _ in writing), return_exceptions=True)
         if pending is not None and not pending.done():
             # The reader may not be closed under a thread still inside it: the thread's end closes it.
-            pending.add_done_callback(lambda _: reader.close())
+            def close_after(read: asyncio.Future[Any]) -> None:
+                if not read.cancelled():
+                    read.exception()  # retrieved: a failed read nobody waits for any more is no error
+                reader.close()
+
+            pending.add_done_callback(close_after)
         else:
             reader.close()
 

@@ -50,6 +50,9 @@ def test_rabbitmq_urls_make_a_rabbitmq_broker_without_connecting():
     broker = make_broker(Settings.from_env({**BASE, "BROKER_URL": "amqp://guest:guest@127.0.0.1:1/%2F"}))
     assert type(broker).__name__ == "RabbitMQ" and broker.confirm_delivery
     assert broker.parameters.blocked_connection_timeout == 30
+    cluster = "amqp://a:1/%2F;amqp://b:1/%2F?blocked_connection_timeout=5"
+    broker = make_broker(Settings.from_env({**BASE, "BROKER_URL": cluster}))
+    assert [p.blocked_connection_timeout for p in broker.parameters] == [30, 5]
 
 
 def test_printed_urls_keep_no_credentials():
