@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess, multiprocess
@@ -29,6 +30,7 @@ from uvicorn.supervisors import Multiprocess, multiprocess
 from service.config import ConfigError, get_settings
 
 APP = "service.app:create_app"
+LOG_CONFIG = Path(__file__).with_name("logging.json")  # every line JSON, the supervisor's included
 STARTUP_FAILURE = 3  # uvicorn's exit code when the app cannot start
 DRAIN_SECONDS = 1.0
 
@@ -43,6 +45,7 @@ def web_config(env: Mapping[str, str] = os.environ) -> uvicorn.Config:
         workers=int(env.get("WEB_CONCURRENCY", "1")),
         server_header=False,
         access_log=False,
+        log_config=str(LOG_CONFIG),
         proxy_headers=True,
         forwarded_allow_ips=env.get("TRUSTED_PROXIES", ""),
         timeout_graceful_shutdown=int(env.get("GRACEFUL_TIMEOUT", "25")),
