@@ -38,7 +38,13 @@ async def test_two_processes_of_two_threads_run_four_imports_and_still_send_emai
             await until(four_running, 30, "4 imports processing at once")
             # The other two wait in the broker for any process, not in one process's prefetch.
             waiting = broker.llen("dramatiq:imports")
-            by_process = Counter(line["pid"] for line in worker.logs() if line.get("message") == "import started")
+
+            async def four_started() -> Counter[int] | None:
+                # A job's row says 'processing' a moment before its worker logs "import started".
+                started = [line["pid"] for line in worker.logs() if line.get("message") == "import started"]
+                return Counter(started) if len(started) >= 4 else None
+
+            by_process = await until(four_started, 10, "4 'import started' lines")
 
             # An email while every import thread is busy: it has threads of its own.
             asked = time.monotonic()
