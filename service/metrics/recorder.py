@@ -219,8 +219,9 @@ class Recorder:
 
 
 async def flush_forever(recorder: Recorder, client: aioredis.Redis, interval: float) -> None:
-    """The background flusher: runs until cancelled."""
-    while True:
+    """The background flusher: runs until cancelled (even if a library call swallowed the cancel)."""
+    task = asyncio.current_task()
+    while not (task and task.cancelling()):
         await asyncio.sleep(interval)
         await recorder.flush(client)
 
