@@ -24,8 +24,8 @@ from service.http.middleware import RequestContextMiddleware
 from service.http.ratelimit import RateLimiter
 from service.http.routing import shared_paths
 from service.imports import routes as imports_routes
-from service.jobs import Dispatcher, make_broker
 from service.logs import setup_logging
+from service.messages import Dispatcher, make_broker
 from service.metrics import routes as metrics_routes
 from service.metrics.recorder import Recorder, final_flush, flush_forever
 from service.migrate import verify

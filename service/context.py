@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from service.config import Settings
 from service.db import Database
-from service.jobs import Dispatcher
+from service.messages import Dispatcher
 from service.storage import UploadStore
 
 

@@ -16,7 +16,7 @@ import pika.exceptions
 import redis
 
 from service.config import ConfigError, get_settings
-from service.jobs import is_rabbitmq
+from service.messages import is_rabbitmq
 from service.storage import open_store
 
 START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"

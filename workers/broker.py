@@ -28,8 +28,8 @@ from service.context import Context
 from service.db import Database
 from service.imports import pipeline
 from service.imports import service as imports
-from service.jobs import Dispatcher, make_broker, send
 from service.logs import request_id_var, setup_logging
+from service.messages import Dispatcher, make_broker, send
 from service.metrics.recorder import Recorder, final_flush, flush_forever
 from service.notifications import emails, webhooks
 from service.notifications.emails import Mailer, mailer_for

@@ -7,7 +7,7 @@ from uuid import UUID
 import dramatiq
 
 from service.imports import pipeline
-from service.jobs import queue_of
+from service.messages import queue_of
 from workers.broker import resources
 
 SIX_HOURS_MS = 6 * 3600 * 1000

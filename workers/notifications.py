@@ -7,7 +7,7 @@ from uuid import UUID
 import dramatiq
 
 from service import metrics
-from service.jobs import queue_of
+from service.messages import queue_of
 from service.notifications import emails, webhooks
 from workers.broker import resources
 

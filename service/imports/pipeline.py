@@ -45,8 +45,8 @@ from service.db import Queries
 from service.ids import uuid7_batch
 from service.imports import VALID_COLUMNS, ImportFileError, Options, UnreadableFile, open_reader
 from service.imports.service import announce_end, process_job, remove_upload
-from service.jobs import Job
 from service.logs import request_id_var
+from service.messages import Message
 from service.storage import LocalCopy, StoreUnavailable, scratch_dir
 from service.tasks import service as tasks
 
@@ -468,7 +468,7 @@ def _error_records(job_id: UUID, chunk: Any) -> list[tuple[Any, ...]]:
 async def _finish(
     ctx: Context, job: asyncpg.Record, lease: UUID, totals: Totals, status: str, error: str | None = None
 ) -> str:
-    jobs: list[Job] = []
+    messages: list[Message] = []
     warnings = totals.closing_warnings() if status == "completed" else list(totals.row_warnings)
     async with ctx.db.transaction():
         row = await ctx.db.fetch_one(
@@ -482,8 +482,8 @@ async def _finish(
         )
         if row is None:
             raise LeaseLost("could not record the end: lease lost")
-        jobs.extend(await announce_end(ctx, row))
-    ctx.dispatcher.dispatch_soon(*jobs)
+        messages.extend(await announce_end(ctx, row))
+    ctx.dispatcher.dispatch_soon(*messages)
     metrics.count(f"imports_{status}")
     metrics.count("rows_imported", row["rows_imported"])
     metrics.count("tasks_created", row["rows_imported"])  # every imported row is a task (none on a dry run)
@@ -503,8 +503,8 @@ async def _heartbeat(ctx: Context, job_id: UUID, lease: UUID) -> None:
             log.warning("import heartbeat failed", extra={"job_id": str(job_id), "error": repr(exc)})
 
 
-async def redrive(ctx: Context, limit: int = 100) -> list[Job]:
-    """Jobs whose broker message looks lost (queued too long, or a worker stopped beating)."""
+async def redrive(ctx: Context, limit: int = 100) -> list[Message]:
+    """Messages for import jobs whose broker message looks lost (queued too long, or a worker stopped beating)."""
     s = ctx.settings
     rows = await ctx.db.fetch_all(Q.due_imports, grace=s.relay_grace, stale=s.import_stale_after, limit=limit)
     return [process_job(r["id"]) for r in rows]

@@ -39,8 +39,8 @@ from service.imports.export import BOM
 from service.imports.preview import preview
 from service.imports.sniff import EXTENSIONS, extension
 from service.imports.uploads import Upload
-from service.jobs import Job
 from service.logs import request_id_var
+from service.messages import Message
 from service.notifications import webhooks
 from service.storage import StoreUnavailable, TransferStopped
 
@@ -77,8 +77,8 @@ def public(row: asyncpg.Record) -> dict[str, Any]:
     return {name: row[name] for name in PUBLIC}
 
 
-def process_job(job_id: UUID) -> Job:
-    return Job("imports.process", (str(job_id),))
+def process_job(job_id: UUID) -> Message:
+    return Message("imports.process", (str(job_id),))
 
 
 def parse_id(value: str) -> UUID:
@@ -120,7 +120,7 @@ async def create_job(
         await _put(ctx, stored, upload, abandoned)
     finally:
         await upload.discard()
-    jobs: list[Job] = []
+    messages: list[Message] = []
 
     async def create() -> idempotency.Outcome:
         row = await ctx.db.fetch_one(
@@ -137,7 +137,7 @@ async def create_job(
             mapping=options.mapping,
             preset=options.preset,
         )
-        jobs.append(process_job(job_id))
+        messages.append(process_job(job_id))
         return idempotency.Outcome.json(202, public(row), {"Location": f"/api/v1/imports/{job_id}"})
 
     try:
@@ -152,7 +152,7 @@ async def create_job(
         raise
     if outcome.replayed:
         await _delete_object(ctx, stored)
-    ctx.dispatcher.dispatch_soon(*jobs)
+    ctx.dispatcher.dispatch_soon(*messages)
     return outcome
 
 
@@ -308,7 +308,7 @@ async def list_jobs(ctx: Context, user_id: UUID, limit: int, cursor: str | None)
 
 
 async def cancel_job(ctx: Context, user_id: UUID, job_id: UUID) -> asyncpg.Record:
-    jobs: list[Job] = []
+    messages: list[Message] = []
     async with ctx.db.transaction():
         row = await ctx.db.fetch_one(Q.request_cancel, id=job_id, user_id=user_id)
         if row is None:
@@ -316,8 +316,8 @@ async def cancel_job(ctx: Context, user_id: UUID, job_id: UUID) -> asyncpg.Recor
             raise JobFinished("This import has already finished")
         if row["status"] == "cancelled":
             # It never started: no worker will finish it, so announce the end here.
-            jobs.extend(await announce_end(ctx, row))
-    ctx.dispatcher.dispatch_soon(*jobs)
+            messages.extend(await announce_end(ctx, row))
+    ctx.dispatcher.dispatch_soon(*messages)
     if row["status"] == "cancelled":
         metrics.count("imports_cancelled")  # no worker will: the job ended here
         await remove_upload(ctx, row)
@@ -342,7 +342,7 @@ async def delete_job(ctx: Context, user_id: UUID, job_id: UUID) -> None:
                 raise _store_down(ctx, exc, "delete the file") from None
 
 
-async def announce_end(ctx: Context, job: asyncpg.Record) -> list[Job]:
+async def announce_end(ctx: Context, job: asyncpg.Record) -> list[Message]:
     """Inside the transaction that ended a job: queue its completion webhook, if it asked for one."""
     if not job["webhook_url"]:
         return []

@@ -12,8 +12,8 @@ from starlette.routing import Route
 
 from service.errors import Unauthorized
 from service.http.openapi import Body, operation
-from service.jobs import is_rabbitmq
 from service.json import json_response
+from service.messages import is_rabbitmq
 from service.metrics import prometheus
 from service.metrics.snapshot import Snapshot, read_snapshot
 

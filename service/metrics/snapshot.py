@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 
 from service import metrics
 from service.db import Database, Queries
-from service.jobs import QUEUES
+from service.messages import QUEUES
 from service.metrics import histogram, rabbitmq
 from service.metrics.recorder import (
     PREFIX,

@@ -30,8 +30,8 @@ from service.accounts import tokens
 from service.config import Settings
 from service.context import Context
 from service.db import Queries
-from service.jobs import Job
 from service.logs import request_id_var
+from service.messages import Message
 from service.notifications import inbox
 
 log = logging.getLogger("tasklane.emails")
@@ -74,8 +74,8 @@ def retry_delay_ms(attempt: int) -> int:
     return min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** max(attempt - 1, 0))
 
 
-async def queue(ctx: Context, kind: str, account_id: UUID, to_address: str) -> Job:
-    """Record an email in the caller's transaction; dispatch the returned job after commit."""
+async def queue(ctx: Context, kind: str, account_id: UUID, to_address: str) -> Message:
+    """Record an email in the caller's transaction; dispatch the returned message after commit."""
     email_id = await ctx.db.fetch_val(
         Q.queue_email,
         account_id=account_id,
@@ -84,7 +84,7 @@ async def queue(ctx: Context, kind: str, account_id: UUID, to_address: str) -> J
         request_id=request_id_var.get(),
         grace=ctx.settings.relay_grace,
     )
-    return Job("emails.send", (str(email_id),))
+    return Message("emails.send", (str(email_id),))
 
 
 async def _render(ctx: Context, email_id: UUID, kind: str, account_id: UUID, to: str) -> Outgoing | None:
@@ -174,10 +174,10 @@ async def deliver(ctx: Context, mailer: Mailer, email_id: UUID) -> str:
     return mailer.outcome
 
 
-async def redrive(ctx: Context, limit: int = 500) -> list[Job]:
+async def redrive(ctx: Context, limit: int = 500) -> list[Message]:
     """Jobs for emails whose message was lost (Redis restart, killed worker)."""
     rows = await ctx.db.fetch_all(Q.due_emails, grace=ctx.settings.relay_grace, limit=limit)
-    return [Job("emails.send", (str(r["id"]),)) for r in rows]
+    return [Message("emails.send", (str(r["id"]),)) for r in rows]
 
 
 def _build(settings: Settings, message: Outgoing) -> EmailMessage:

@@ -48,8 +48,8 @@ from service.config import Settings, webhook_key
 from service.context import Context
 from service.db import Queries
 from service.errors import Unprocessable
-from service.jobs import Job
 from service.logs import request_id_var
+from service.messages import Message
 
 log = logging.getLogger("tasklane.webhooks")
 Q = Queries("webhooks")
@@ -276,13 +276,13 @@ def _json_value(value: Any) -> Any:
 
 async def queue_import_event(
     ctx: Context, *, job_id: UUID, user_id: UUID, url: str, event_type: str, data: Mapping[str, Any]
-) -> Job:
+) -> Message:
     """Record the webhook for an import job that ended, in the caller's transaction; dispatch the returned
-    job after commit. `event_type` is import.completed, import.failed or import.cancelled; `data` holds
+    message after commit. `event_type` is import.completed, import.failed or import.cancelled; `data` holds
     status, rows_processed, rows_imported, rows_failed and finished_at (job_id is filled in, and
     completed_at, the name seed 002 gives the end time, is finished_at again), and for import.failed an
     `error` saying why. Queueing the
-    same type for the same job again returns the first event's job. The URL is not checked here (it was
+    same type for the same job again returns the first event's message. The URL is not checked here (it was
     at upload, and is again at every attempt): this never fails the caller's transaction over it."""
     if event_type not in IMPORT_EVENT_TYPES:
         raise ValueError(f"unknown import event type {event_type!r}")
@@ -307,7 +307,7 @@ async def queue_import_event(
     )
     if event_id is None:  # another transaction queued the same event at the same moment (not in our snapshot)
         raise RuntimeError(f"webhook event {event_type} for job {job_id} was queued concurrently")
-    return Job(ACTOR, (str(event_id),))
+    return Message(ACTOR, (str(event_id),))
 
 
 # --- Delivery ---------------------------------------------------------------------------------------
@@ -434,7 +434,7 @@ async def deliver(ctx: Context, http: httpx.AsyncClient, event_id: UUID) -> Outc
         log.warning("webhook attempt finished after its claim lapsed", extra=extra)
         return outcome
     if outcome == "retrying":
-        ctx.dispatcher.dispatch_soon(Job(ACTOR, (str(event_id),), delay_ms=round(delay * 1000)))
+        ctx.dispatcher.dispatch_soon(Message(ACTOR, (str(event_id),), delay_ms=round(delay * 1000)))
         log.info("webhook attempt failed, retrying", extra={**extra, "error": error, "retry_in": round(delay, 3)})
     elif outcome == "failed":
         log.warning("webhook delivery failed", extra={**extra, "error": error})
@@ -443,8 +443,8 @@ async def deliver(ctx: Context, http: httpx.AsyncClient, event_id: UUID) -> Outc
     return outcome
 
 
-async def redrive(ctx: Context, limit: int = 500) -> list[Job]:
-    """Jobs for events whose message was lost (Redis restart, killed worker); for the relay."""
+async def redrive(ctx: Context, limit: int = 500) -> list[Message]:
+    """Messages for events whose message was lost (Redis restart, killed worker); for the relay."""
     rows = await ctx.db.fetch_all(
         Q.due_webhook_events,
         grace=ctx.settings.relay_grace,
@@ -452,7 +452,7 @@ async def redrive(ctx: Context, limit: int = 500) -> list[Job]:
         max_attempts=MAX_ATTEMPTS,
         lost_error=LOST_ATTEMPT,
     )
-    return [Job(ACTOR, (str(r["id"]),)) for r in rows if r["status"] == "pending"]
+    return [Message(ACTOR, (str(r["id"]),)) for r in rows if r["status"] == "pending"]
 
 
 async def list_attempts(ctx: Context, subject_id: UUID, user_id: UUID) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ import uuid
 import dramatiq
 
 from service import metrics
-from service.jobs import Job, send
+from service.messages import Message, send
 from tests.metrics.conftest import read
 from tests.support import (
     PASSWORD,
@@ -58,9 +58,9 @@ async def test_queue_depth_delay_and_oldest_message_age(metrics_client):
     )
     broker.enqueue(old)
     for _ in range(2):
-        send(broker, Job("emails.send", (str(uuid.uuid4()),)))
-    send(broker, Job("emails.send", (str(uuid.uuid4()),), delay_ms=600_000))
-    send(broker, Job("imports.process", (str(uuid.uuid4()),)))
+        send(broker, Message("emails.send", (str(uuid.uuid4()),)))
+    send(broker, Message("emails.send", (str(uuid.uuid4()),), delay_ms=600_000))
+    send(broker, Message("imports.process", (str(uuid.uuid4()),)))
     queues = (await read(metrics_client))["workers"]["queues"]
     assert queues["emails"]["ready"] == 3
     assert queues["emails"]["delayed"] == 1
@@ -76,7 +76,7 @@ async def test_queue_depth_delay_and_oldest_message_age(metrics_client):
 async def test_dead_lettered_and_fetched_messages_are_reported(metrics_client):
     broker = _broker()
     for _ in range(3):
-        send(broker, Job("emails.send", (str(uuid.uuid4()),)))
+        send(broker, Message("emails.send", (str(uuid.uuid4()),)))
     consumer = broker.consume("emails", prefetch=1, timeout=1000)
     try:
         # What a worker does with a message that failed for good: nack moves it to the dead letters.

@@ -21,7 +21,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from service.context import Context
 from service.errors import Unprocessable
-from service.jobs import Job
+from service.messages import Message
 from service.notifications import webhooks
 from service.notifications.webhooks import (
     LOST_ATTEMPT,
@@ -586,7 +586,7 @@ async def test_worker_delivers_after_two_500s_with_backoff_and_valid_signatures(
     receiver = webhook_receiver([500, 500, 200])
     with running_worker():
         event_id, job_id, user_id = await _queue(ctx, receiver.url)
-        ctx.dispatcher.dispatch_soon(Job("webhooks.deliver", (str(event_id),)))
+        ctx.dispatcher.dispatch_soon(Message("webhooks.deliver", (str(event_id),)))
         requests = await receiver.wait_for(3)
         await eventually(lambda: db_value(ctx, "SELECT status = 'delivered' FROM webhook_events"))
         await asyncio.sleep(0.5)  # nothing more arrives
@@ -607,7 +607,7 @@ async def test_worker_gives_up_on_a_receiver_that_keeps_failing(ctx, clean, webh
     receiver = webhook_receiver(then=503)
     with running_worker():
         event_id, job_id, user_id = await _queue(ctx, receiver.url)
-        ctx.dispatcher.dispatch_soon(Job("webhooks.deliver", (str(event_id),)))
+        ctx.dispatcher.dispatch_soon(Message("webhooks.deliver", (str(event_id),)))
         await eventually(lambda: db_value(ctx, "SELECT status = 'failed' FROM webhook_events"))
         await asyncio.sleep(0.5)
     assert len(receiver.received()) == MAX_ATTEMPTS
@@ -632,7 +632,7 @@ async def test_a_stopping_worker_lets_the_relay_sweep_in_progress_finish(ctx, cl
 
     entered, finished = threading.Event(), threading.Event()
 
-    async def slow_redrive(_ctx: Context) -> list[Job]:
+    async def slow_redrive(_ctx: Context) -> list[Message]:
         entered.set()
         await asyncio.sleep(1.0)  # inside the sweep's transaction
         finished.set()
@@ -657,9 +657,9 @@ async def test_a_hanging_receiver_does_not_hold_the_worker_thread(ctx, clean, we
         slow_id, slow_job, user_id = await _queue(ctx, hanging.url)
         fast_id, _, _ = await _queue(ctx, healthy.url, user_id=user_id)
         started = time.monotonic()
-        ctx.dispatcher.dispatch_soon(Job("webhooks.deliver", (str(slow_id),)))
+        ctx.dispatcher.dispatch_soon(Message("webhooks.deliver", (str(slow_id),)))
         await hanging.wait_for(1)
-        ctx.dispatcher.dispatch_soon(Job("webhooks.deliver", (str(fast_id),)))
+        ctx.dispatcher.dispatch_soon(Message("webhooks.deliver", (str(fast_id),)))
         # The only worker thread is freed by the 1 s limit: the next event goes out right after
         await healthy.wait_for(1, timeout=5)
         assert time.monotonic() - started < 3.0

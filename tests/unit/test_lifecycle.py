@@ -9,7 +9,7 @@ import pytest
 
 from service.config import ConfigError, Settings
 from service.imports import pipeline
-from service.jobs import Redis, make_broker, queue_of
+from service.messages import Redis, make_broker, queue_of
 from service.preflight import shown
 from service.serve import web_config
 from workers.middleware.clean_stop import CleanStop

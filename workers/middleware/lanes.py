@@ -16,14 +16,14 @@ import dramatiq
 from dramatiq.middleware import Middleware
 
 from service.config import get_settings
-from service.jobs import queue_of
+from service.messages import queue_of
 
 
 class Lanes(Middleware):
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         settings = get_settings()
         imports, notifications = worker.worker_threads, settings.worker_notification_threads
-        broker.prefetch = {  # type: ignore[attr-defined]  (service.jobs.PrefetchPerQueue)
+        broker.prefetch = {  # type: ignore[attr-defined]  (service.messages.PrefetchPerQueue)
             queue_of("imports.process", settings): imports,
             queue_of("emails.send", settings): notifications,
             queue_of("webhooks.deliver", settings): notifications,

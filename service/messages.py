@@ -1,6 +1,7 @@
-"""Hand work to the workers.
+"""Hand work to the workers: broker messages, and the broker they travel on.
 
-Messages are addressed by actor name, so the service layer never imports `workers/`. A request never
+("Job" in this project means an import job; what goes through the broker is a message.) Messages are
+addressed by actor name, so the service layer never imports `workers/`. A request never
 waits on the broker: `Dispatcher.dispatch_soon` enqueues from a thread after the transaction has
 committed; if the broker is away the message is simply not sent and the relay re-drives it from the
 database row that records the work.
@@ -28,7 +29,7 @@ from dramatiq.brokers.redis import RedisBroker
 from service.config import Settings, get_settings
 from service.logs import request_id_var
 
-log = logging.getLogger("tasklane.jobs")
+log = logging.getLogger("tasklane.messages")
 
 # actor name -> queue name (before BROKER_QUEUE_PREFIX); the workers declare their actors with these.
 QUEUES: dict[str, str] = {
@@ -45,13 +46,15 @@ def queue_of(actor: str, settings: Settings | None = None) -> str:
 
 
 @dataclass(frozen=True)
-class Job:
+class Message:
+    """A message for the actor named `actor`, built into Dramatiq's own when it is sent."""
+
     actor: str
     args: tuple[Any, ...] = ()
     delay_ms: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
-    def message(self) -> dramatiq.Message[Any]:
+    def to_dramatiq(self) -> dramatiq.Message[Any]:
         options = dict(self.options)
         request_id = request_id_var.get()
         if request_id and "request_id" not in options:
@@ -110,39 +113,39 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
     return Redis(client=client, heartbeat_timeout=settings.broker_heartbeat_timeout_ms)
 
 
-def send(broker: dramatiq.Broker, job: Job) -> None:
-    broker.enqueue(job.message(), delay=job.delay_ms)
+def send(broker: dramatiq.Broker, message: Message) -> None:
+    broker.enqueue(message.to_dramatiq(), delay=message.delay_ms)
 
 
 class Dispatcher:
-    """Enqueues jobs off the event loop; failures are logged, never raised to the request."""
+    """Enqueues messages off the event loop; failures are logged, never raised to the request."""
 
     def __init__(self, broker: dramatiq.Broker) -> None:
         self.broker = broker
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dispatch")
         self._pending: set[Future[None]] = set()
 
-    def _send_all(self, jobs: tuple[Job, ...]) -> None:
-        for job in jobs:
+    def _send_all(self, messages: tuple[Message, ...]) -> None:
+        for message in messages:
             try:
-                send(self.broker, job)
+                send(self.broker, message)
             except Exception as exc:
-                log.warning("enqueue failed, the relay will retry", extra={"actor": job.actor, "error": repr(exc)})
+                log.warning("enqueue failed, the relay will retry", extra={"actor": message.actor, "error": repr(exc)})
 
-    def dispatch_soon(self, *jobs: Job) -> None:
-        if not jobs:
+    def dispatch_soon(self, *messages: Message) -> None:
+        if not messages:
             return
         # Run in a copy of this context, so the messages carry the request's id.
-        future = self._executor.submit(contextvars.copy_context().run, self._send_all, jobs)
+        future = self._executor.submit(contextvars.copy_context().run, self._send_all, messages)
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
 
-    async def send_now(self, job: Job) -> bool:
+    async def send_now(self, message: Message) -> bool:
         """Enqueue and wait for the broker's answer (off the loop); False when it failed."""
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, send, self.broker, job)
+            await asyncio.get_running_loop().run_in_executor(self._executor, send, self.broker, message)
         except Exception as exc:
-            log.warning("enqueue failed, the relay will retry", extra={"actor": job.actor, "error": repr(exc)})
+            log.warning("enqueue failed, the relay will retry", extra={"actor": message.actor, "error": repr(exc)})
             return False
         return True
 
