@@ -1,10 +1,11 @@
 """Database lifecycle and the named-SQL loader.
 
 Statements live in `sql/queries/*.sql` under `-- name: verb-noun` lines and use `:param` placeholders.
-They are rewritten once, at load time, into asyncpg's `$n` form and run on the raw asyncpg connection
-that `databases` holds for the current task: that keeps `databases`' per-task connection and
-transaction handling while skipping its per-call SQLAlchemy compilation (~30% of a query's CPU here),
-and asyncpg caches each statement as a prepared statement.
+They are rewritten once, at load time, into asyncpg's `$n` form and run on a raw asyncpg connection
+(the one `databases` holds for the current task, if any): that keeps `databases`' per-task connection
+and transaction handling while skipping the SQLAlchemy compilation it would do on every call, and
+asyncpg caches each statement as a prepared statement. One runner, `run`, executes them, on whichever
+connection a `Database` helper picks or on a connection the caller already holds.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -29,6 +30,7 @@ _NAME = re.compile(r"^--\s*name:\s*([a-z0-9-]+)\s*$", re.MULTILINE)
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 log = logging.getLogger("tasklane.db")
 CLOSE_WAIT = 30.0  # seconds a closing pool waits for its connections to come back
+Method = Literal["fetchrow", "fetch", "fetchval", "execute"]  # asyncpg's, on a connection
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Query:
     params: tuple[str, ...]
     # Plan with the actual values on every execution, never with PostgreSQL's generic plan: for
     # statements whose best plan depends on the values (a search pattern, a date range). Costs a
-    # round trip (a one-off prepared statement) and the planning. Honoured by fetch_all.
+    # round trip (a one-off prepared statement) and the planning. Honoured by `fetch` (fetch_all).
     custom_plan: bool = False
 
     def args(self, values: Mapping[str, Any]) -> list[Any]:
@@ -116,8 +118,8 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Called instead of asyncpg's default reset when a connection goes back to the pool.
 
-    The default sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every release: a
-    round trip per request (~15% of a GET /tasks' database time). Pooled connections never hold session
+    The default sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every release: one
+    more round trip for every request, for state nothing here creates. Pooled connections never hold session
     state: no session advisory locks (the migrator uses its own connection, the relay a transaction
     lock), no LISTEN, no cursors WITH HOLD, only `SET LOCAL`. asyncpg still rolls back a transaction
     left open before calling this."""
@@ -172,41 +174,38 @@ class Database:
     def _free_pool(self) -> asyncpg.Pool | None:
         """asyncpg's pool when this task holds no `databases` connection (so is in no transaction): a
         lone statement then borrows a connection straight from it, skipping the per-task bookkeeping
-        of `databases` (a weak map, three locks and a wrapper object per call: ~10% of a simple
-        request's CPU). Inside `transaction()` or `connection()`, None: use the task's connection."""
+        of `databases` (a weak map, three locks and a wrapper object per call, on every simple
+        request). Inside `transaction()` or `connection()`, None: use the task's connection."""
         pool = self.pool
         if pool._global_connection is not None or asyncio.current_task() in pool._connection_map:
             return None
         return self._asyncpg_pool
 
-    async def fetch_one(self, query: Query, **values: Any) -> asyncpg.Record | None:
+    async def _run(self, method: Method, query: Query, values: Mapping[str, Any]) -> Any:
         if (free := self._free_pool()) is not None:
             async with free.acquire() as conn:
-                return await conn.fetchrow(query.sql, *query.args(values))
+                return await run(conn, method, query, values)
         async with self.connection() as conn:
-            return await conn.fetchrow(query.sql, *query.args(values))
+            return await run(conn, method, query, values)
+
+    async def fetch_one(self, query: Query, **values: Any) -> asyncpg.Record | None:
+        return await self._run("fetchrow", query, values)
 
     async def fetch_all(self, query: Query, **values: Any) -> list[asyncpg.Record]:
-        if query.custom_plan:
-            async with self.connection() as conn:
-                # Not from asyncpg's statement cache: executed once, so planned with these values.
-                return await (await conn.prepare(query.sql)).fetch(*query.args(values))
-        if (free := self._free_pool()) is not None:
-            async with free.acquire() as conn:
-                return await conn.fetch(query.sql, *query.args(values))
-        async with self.connection() as conn:
-            return await conn.fetch(query.sql, *query.args(values))
+        return await self._run("fetch", query, values)
 
     async def fetch_val(self, query: Query, **values: Any) -> Any:
-        if (free := self._free_pool()) is not None:
-            async with free.acquire() as conn:
-                return await conn.fetchval(query.sql, *query.args(values))
-        async with self.connection() as conn:
-            return await conn.fetchval(query.sql, *query.args(values))
+        return await self._run("fetchval", query, values)
 
     async def execute(self, query: Query, **values: Any) -> str:
-        if (free := self._free_pool()) is not None:
-            async with free.acquire() as conn:
-                return await conn.execute(query.sql, *query.args(values))
-        async with self.connection() as conn:
-            return await conn.execute(query.sql, *query.args(values))
+        return await self._run("execute", query, values)
+
+
+async def run(conn: asyncpg.Connection, method: Method, query: Query, values: Mapping[str, Any]) -> Any:
+    """Runs a named query with asyncpg's `method` on a raw connection: the one runner behind Database's
+    helpers, and the way to run a named query on a connection already held (a COPY's, a transaction's)."""
+    args = query.args(values)
+    if query.custom_plan and method == "fetch":
+        # Not from asyncpg's statement cache: executed once, so planned with these values.
+        return await (await conn.prepare(query.sql)).fetch(*args)
+    return await getattr(conn, method)(query.sql, *args)
