@@ -41,7 +41,7 @@ import asyncpg
 
 from service import metrics
 from service.context import Context
-from service.db import Queries
+from service.db import Queries, run
 from service.ids import uuid7_batch
 from service.imports import VALID_COLUMNS, ImportFileError, Options, UnreadableFile, open_reader
 from service.imports.service import announce_end, process_job, remove_upload
@@ -442,12 +442,12 @@ async def _write(
         "rows_warned": checkpoint.rows_warned,
         "row_warnings": storable(list(checkpoint.row_warnings)),
     }
-    await conn.execute(Q.insert_chunk.sql, *Q.insert_chunk.args(row))
+    await run(conn, "execute", Q.insert_chunk, row)
 
 
 async def _guard(conn: asyncpg.Connection, job_id: UUID, lease: UUID) -> None:
     """LeaseLost unless the job is still this worker's; CancelRequested when a cancel was asked."""
-    guard = await conn.fetchrow(Q.chunk_guard.sql, *Q.chunk_guard.args({"id": job_id, "lease_id": lease}))
+    guard = await run(conn, "fetchrow", Q.chunk_guard, {"id": job_id, "lease_id": lease})
     if guard is None or not guard["owned"]:
         raise LeaseLost("deleted" if guard is None else "taken over by another worker")
     if guard["cancel_requested"]:
