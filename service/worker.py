@@ -2,9 +2,9 @@
 line JSON, the master process's included.
 
 The `dramatiq` command configures logging in its master with `logging.basicConfig` and a text format, and
-the master never imports the broker module (which sets up JSON logging in each worker process). Here
+the master never imports the `workers` package (which sets up JSON logging in each worker process). Here
 logging is set up first; `basicConfig` then leaves it alone in the master and in the worker processes it
-forks, until the broker module's own set-up takes over in those.
+forks, until the `workers` package's own set-up takes over in those.
 """
 
 from __future__ import annotations

@@ -186,14 +186,21 @@ async def signup(http: httpx.AsyncClient, smtp: Any, address: str, password: str
     return bearer(response.json())
 
 
+def worker_broker() -> Any:
+    """The broker `dramatiq workers` runs: importing the package builds it (once) and declares the actors."""
+    import dramatiq
+
+    import workers  # noqa: F401
+
+    return dramatiq.get_broker()
+
+
 @contextmanager
 def running_worker(threads: int = 2) -> Iterator[Any]:
     """A real Dramatiq worker in this process, on the test Redis, with the project's middleware."""
     import dramatiq
 
-    import workers  # noqa: F401  (declares the actors)
-    from workers.broker import broker
-
+    broker = worker_broker()
     broker.flush_all()
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
     worker.start()

@@ -8,7 +8,7 @@ import dramatiq
 
 from service.imports import pipeline
 from service.messages import queue_of
-from workers.broker import resources
+from workers.middleware.resources import resources
 
 SIX_HOURS_MS = 6 * 3600 * 1000
 

@@ -9,7 +9,7 @@ import dramatiq
 from service import metrics
 from service.messages import queue_of
 from service.notifications import emails, webhooks
-from workers.broker import resources
+from workers.middleware.resources import resources
 
 
 @dramatiq.actor(

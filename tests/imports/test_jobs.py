@@ -12,7 +12,7 @@ import pytest
 from service.imports import pipeline
 from tests.imports.helpers import write_xls, write_xlsx
 from tests.stores import stored_uploads
-from tests.support import AppClient, active_account, assert_problem, bearer, db_execute, db_value
+from tests.support import AppClient, active_account, assert_problem, bearer, db_execute, db_value, worker_broker
 
 GOOD_AND_BAD = (
     b"title,description,status,priority,due_date,category,notes\r\n"
@@ -492,7 +492,9 @@ async def test_same_idempotency_key_and_file_returns_the_first_job(client, ctx, 
 
 
 async def test_the_relay_re_drives_an_import_whose_message_was_lost(client, ctx, smtp):
-    from workers.broker import broker, sweep
+    from service.relay import sweep
+
+    broker = worker_broker()
 
     headers = await user(client, ctx, smtp)
     await upload(client, headers, csv_rows(5))

@@ -19,6 +19,7 @@ from tests.support import (
     db_value,
     login,
     register,
+    worker_broker,
 )
 
 
@@ -39,9 +40,7 @@ async def test_registration_activation_failed_login_and_emails_are_counted(metri
 
 
 def _broker():
-    import workers  # noqa: F401  (declares the actors and their queues)
-    from workers.broker import broker
-
+    broker = worker_broker()
     broker.flush_all()
     return broker
 

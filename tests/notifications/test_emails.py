@@ -18,6 +18,7 @@ from tests.support import (
     free_port,
     register,
     running_worker,
+    worker_broker,
 )
 
 EMAIL = "frank@example.com"
@@ -42,7 +43,9 @@ async def test_refused_email_is_retried_then_delivered_once(client, ctx, smtp):
 
 
 async def test_a_copy_of_the_message_before_the_retry_is_due_spends_no_attempt(client, ctx, smtp):
-    from workers.broker import broker, sweep
+    from service.relay import sweep
+
+    broker = worker_broker()
 
     email_id = await _queued_email(client, ctx)
     await ctx.dispatcher.drain()
@@ -87,7 +90,9 @@ async def test_duplicate_messages_send_one_email(client, ctx, smtp):
 
 
 async def test_relay_re_enqueues_only_overdue_emails_once_per_grace_period(client, ctx):
-    from workers.broker import broker, sweep
+    from service.relay import sweep
+
+    broker = worker_broker()
 
     email_id = await _queued_email(client, ctx)
     await ctx.dispatcher.drain()  # the request's own enqueue happens in the background: let it land first

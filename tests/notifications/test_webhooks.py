@@ -37,7 +37,7 @@ from service.notifications.webhooks import (
     validate_url_async,
 )
 from tests.receiver import Reply
-from tests.support import db_execute, db_value, eventually, free_port, running_worker
+from tests.support import db_execute, db_value, eventually, free_port, running_worker, worker_broker
 
 DATA = {"status": "completed", "rows_processed": 10, "rows_imported": 9, "rows_failed": 1}
 
@@ -515,7 +515,9 @@ async def test_deleting_the_account_deletes_its_events_and_attempts(ctx, clean, 
 
 
 async def test_relay_re_drives_an_event_whose_message_was_lost(ctx, clean):
-    from workers.broker import broker, sweep
+    from service.relay import sweep
+
+    broker = worker_broker()
 
     event_id, _, _ = await _queue(ctx, "https://8.8.8.8/h")
     broker.flush_all()
@@ -530,7 +532,9 @@ async def test_relay_re_drives_an_event_whose_message_was_lost(ctx, clean):
 
 
 async def test_relay_records_an_attempt_cut_short_by_a_dead_worker(ctx, clean):
-    from workers.broker import broker, sweep
+    from service.relay import sweep
+
+    broker = worker_broker()
 
     event_id, job_id, user_id = await _queue(ctx, "https://8.8.8.8/h")
     broker.flush_all()
@@ -556,7 +560,9 @@ async def test_relay_records_an_attempt_cut_short_by_a_dead_worker(ctx, clean):
 
 
 async def test_an_attempt_finishing_after_its_claim_lapsed_is_still_recorded(ctx, clean, http, webhook_receiver):
-    from workers.broker import broker, sweep
+    from service.relay import sweep
+
+    broker = worker_broker()
 
     receiver = webhook_receiver([Reply(200, hang=1.0)])
     event_id, job_id, user_id = await _queue(ctx, receiver.url)
@@ -628,7 +634,8 @@ async def test_worker_relay_delivers_an_event_whose_message_was_lost(ctx, clean,
 async def test_a_stopping_worker_lets_the_relay_sweep_in_progress_finish(ctx, clean, monkeypatch):
     # Cancelling a sweep could land in its COMMIT and leave a pooled connection checked out for good, so
     # that the worker's stop then waited forever on the pool: the sweep is let finish instead.
-    from workers import broker as worker_broker
+    from service import relay
+    from workers.middleware import relay as relay_middleware
 
     entered, finished = threading.Event(), threading.Event()
 
@@ -638,12 +645,12 @@ async def test_a_stopping_worker_lets_the_relay_sweep_in_progress_finish(ctx, cl
         finished.set()
         return []
 
-    monkeypatch.setattr(worker_broker, "REDRIVERS", [slow_redrive])
+    monkeypatch.setattr(relay, "REDRIVERS", [slow_redrive])
     with running_worker():
         assert await asyncio.to_thread(entered.wait, 10)
         stopping = time.monotonic()
     assert finished.is_set()
-    assert time.monotonic() - stopping < worker_broker.RELAY_STOP_WAIT
+    assert time.monotonic() - stopping < relay_middleware.STOP_WAIT
     assert await db_value(ctx, "SELECT 1") == 1  # the test's own pool is unaffected
 
 
@@ -651,7 +658,7 @@ async def test_a_hanging_receiver_does_not_hold_the_worker_thread(ctx, clean, we
     hanging = webhook_receiver([Reply(hang=30)], then=200)
     healthy = webhook_receiver([200])
     with running_worker(threads=1):
-        from workers.broker import resources
+        from workers.middleware.resources import resources
 
         resources.ctx = _with(resources.ctx, webhook_timeout=1.0)
         slow_id, slow_job, user_id = await _queue(ctx, hanging.url)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.support import assert_problem, db_execute, db_value
+from tests.support import assert_problem, db_execute, db_value, worker_broker
 from tests.tasks.conftest import API
 
 BODY = {"title": "Pay invoice", "priority": 4, "category": "Bills"}
@@ -166,7 +166,9 @@ async def test_purge_deletes_only_expired_keys(alice, ctx):
 
 
 async def test_the_relay_purges_expired_keys_on_its_sweeps(alice, ctx):
-    from workers.broker import broker, sweep
+    from service.relay import sweep
+
+    broker = worker_broker()
 
     await post(alice, BODY, key="old")
     await db_execute(ctx, "UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")

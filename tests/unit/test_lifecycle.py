@@ -99,18 +99,18 @@ def test_recycling_is_off_by_default():
 async def test_a_relay_whose_executor_is_gone_stops_its_process_instead_of_failing_forever(monkeypatch):
     import types
 
-    from workers import broker as worker_broker
+    from workers.middleware import relay as relay_middleware
 
     # Given a sweep that fails as it does once the interpreter has shut the executors down under the loop
     async def sweep(ctx: object, broker: object) -> int:
         raise RuntimeError("cannot schedule new futures after shutdown")
 
     signals = []
-    monkeypatch.setattr(worker_broker, "sweep", sweep)
-    monkeypatch.setattr(worker_broker.os, "kill", lambda pid, sig: signals.append(sig))
+    monkeypatch.setattr(relay_middleware, "sweep", sweep)
+    monkeypatch.setattr(relay_middleware.os, "kill", lambda pid, sig: signals.append(sig))
     settings = types.SimpleNamespace(relay_interval=0.01)
-    monkeypatch.setattr(worker_broker.resources, "ctx", types.SimpleNamespace(settings=settings), raising=False)
-    relay = worker_broker.Relay()
+    monkeypatch.setattr(relay_middleware.resources, "ctx", types.SimpleNamespace(settings=settings), raising=False)
+    relay = relay_middleware.Relay()
     # When its loop runs, then it asks for a clean stop of the process (once) and ends
     await asyncio.wait_for(relay._loop(None), 5)
     assert signals == [signal.SIGTERM]
