@@ -30,14 +30,36 @@ TASKS, UPLOADS, REGISTRATIONS = 70, 20, 10
 IMPORT_ROWS = 200_000
 
 
-def established(port: int) -> int:
-    """TCP connections the server side of `port` holds (from /proc/net/tcp)."""
-    count = 0
+ESTABLISHED, LISTEN = "01", "0A"  # TCP states as /proc/net/tcp writes them
+
+
+def sockets(port: int) -> list[tuple[str, str, int, int]]:
+    """(side, state, bytes not yet acknowledged by the peer, bytes not yet read by the application) of each
+    TCP socket with an end on `port`, from /proc/net/tcp: side "server" when `port` is the local end."""
+    found = []
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        if int(local.rsplit(":", 1)[1], 16) == port and state == "01":
-            count += 1
-    return count
+        local, remote, state, queues = line.split()[1:5]
+        tx, rx = (int(n, 16) for n in queues.split(":"))
+        if int(local.rsplit(":", 1)[1], 16) == port:
+            found.append(("server", state, tx, rx))
+        elif int(remote.rsplit(":", 1)[1], 16) == port:
+            found.append(("client", state, tx, rx))
+    return found
+
+
+def established(port: int) -> int:
+    """TCP connections the server side of `port` holds."""
+    return sum(side == "server" and state == ESTABLISHED for side, state, _, _ in sockets(port))
+
+
+def all_read(port: int) -> bool:
+    """Every byte the clients sent on `port` so far has reached the server and been read by it (for an
+    HTTP server: each request's headers are parsed, the request is in progress)."""
+    return all((tx if side == "client" else rx) == 0 for side, state, tx, rx in sockets(port) if state == ESTABLISHED)
+
+
+def listening(port: int) -> bool:
+    return any(side == "server" and state == LISTEN for side, state, _, _ in sockets(port))
 
 
 @pytest.mark.parametrize("processes", [1, 2])
@@ -99,15 +121,18 @@ async def test_sigterm_to_the_web_process_cuts_off_none_of_100_requests_in_fligh
         ]
 
         async def all_in_flight() -> bool:
-            return started == total and established(port) >= total
+            return started == total and established(port) >= total and all_read(port)
 
-        await until(all_in_flight, 20, "all 100 requests to be in flight")
-        await asyncio.sleep(0.3)  # the server has read their headers
+        await until(all_in_flight, 20, "all 100 requests to be in flight, their headers read by the server")
         in_flight = established(port)
         # As a platform stops a container: SIGTERM to every process of the web command's group.
         os.killpg(web.popen.pid, signal.SIGTERM)
         signalled = time.monotonic()
-        await asyncio.sleep(1.0)
+
+        async def stopped_listening() -> bool:
+            return not listening(port)
+
+        await until(stopped_listening, 10, "the web process to stop accepting connections")
         # It no longer takes new connections, but has not dropped the ones in flight.
         try:
             refused = (await httpx.AsyncClient(timeout=2).get(f"{url}/health/live")).status_code
