@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             log.warning("METRICS_TOKEN is not set: /metrics and /api/v1/metrics are open to anyone")
         log.info("web process ready", extra={"env": settings.app_env})
         # Everything made so far (modules, routes, models, caches) lives as long as the process: out of
-        # the collector's sight, a full collection no longer walks ~100k objects (~25 ms) every so often.
+        # the collector's sight, a full collection no longer walks all of them, pausing requests, every so often.
         gc.freeze()
         try:
             yield {

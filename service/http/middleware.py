@@ -7,8 +7,8 @@ increments with no I/O (its flusher takes them to Redis); any error there is swa
 fail a request. The route is the template Starlette matched (`/api/v1/users/{id}`, not the raw path);
 a request that matched no route counts as "<unmatched>". The metrics endpoints are not counted: a
 scraper polling every few seconds would drown the figures it reads. Done here rather than in a
-middleware of its own: one wrapper layer less on every request (~10 µs of a ~280 µs GET /tasks), and
-the status seen is the one sent, the 500 rendered below for an unhandled error included.
+middleware of its own: one wrapper layer less on every request (each one a call and a closure on the
+hot path), and the status seen is the one sent, the 500 rendered below for an unhandled error included.
 """
 
 from __future__ import annotations

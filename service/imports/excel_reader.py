@@ -1,7 +1,7 @@
 """Excel reader (.xlsx and .xls) on python-calamine: the first sheet, typed cells, chunks like the CSV reader.
 
-calamine reads a sheet about ten times faster than openpyxl's read-only mode (see tests/perf/bench_readers.py)
-but holds the whole sheet in memory, so `excel_guard` bounds the sheet before it is loaded.
+calamine (Rust) reads a sheet many times faster than openpyxl's read-only mode (tests/perf/bench_readers.py
+measures by how much) but holds the whole sheet in memory, so `excel_guard` bounds the sheet before it is loaded.
 """
 
 from __future__ import annotations
