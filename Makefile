@@ -29,8 +29,10 @@ run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" HOST=127.0.0.1 $(BIN)/python -c '$(HONCHO)' start -f Procfile -p $(PORT) web worker; \
 	  status=$$?; [ $$status -eq 0 ] || [ $$status -eq 130 ] || [ $$status -eq 143 ] || exit $$status
 
+# The pre-commit hooks of .pre-commit-config.yaml on every file, with the venv's tools: ruff check, ruff
+# format, bandit (service/, workers/) and detect-secrets (against .secrets.baseline).
 lint: install
-	$(BIN)/ruff check service workers tests
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 # The whole suite: unit, integration, end-to-end, resilience (fault injection) and security (~5 min);
 # then the import suites (API + worker, and a worker SIGKILLed mid-import) again with uploads kept in an

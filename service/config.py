@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from functools import cache
 from urllib.parse import urlsplit, urlunsplit
 
-DEVELOPMENT_SECRET = "development-only-secret-key-change-me-0123456789"  # noqa: S105 (dev only)
+DEVELOPMENT_SECRET = "development-only-secret-key-change-me-0123456789"  # noqa: S105 (dev only)  # nosec B105
 # base64 of b"tasklane-development-webhook-key": development and tests only.
-DEVELOPMENT_WEBHOOK_SECRET = "whsec_dGFza2xhbmUtZGV2ZWxvcG1lbnQtd2ViaG9vay1rZXk="  # noqa: S105 (dev only)
-WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+DEVELOPMENT_WEBHOOK_SECRET = "whsec_dGFza2xhbmUtZGV2ZWxvcG1lbnQtd2ViaG9vay1rZXk="  # noqa: S105 (dev only)  # nosec B105
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)  # nosec B105
 # RATE_LIMITS=relaxed (development only) multiplies every rate limit by this, so that a person trying the
 # API out (a few mistyped registrations, a walk-through run again and again) is not locked out for an hour.
 RELAXED_FACTOR = 20

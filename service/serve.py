@@ -40,7 +40,7 @@ def web_config(env: Mapping[str, str] = os.environ) -> uvicorn.Config:
     return uvicorn.Config(
         APP,
         factory=True,
-        host=env.get("HOST", "0.0.0.0"),  # noqa: S104 (a container's port is published by the platform)
+        host=env.get("HOST", "0.0.0.0"),  # noqa: S104 (a container's port is published by the platform)  # nosec B104
         port=int(env.get("PORT", "8000")),
         workers=int(env.get("WEB_CONCURRENCY", "1")),
         server_header=False,

@@ -71,7 +71,7 @@ class Tokens:
         return {
             "access_token": self.access_token,
             "refresh_token": self.refresh_token,
-            "token_type": "bearer",
+            "token_type": "bearer",  # nosec B105  # the OAuth 2 token type, not a password
             "expires_in": self.expires_in,
         }
 

@@ -69,7 +69,7 @@ def count(name: str, n: int = 1) -> None:
             return
         with _lock:
             _counts[name] = _counts.get(name, 0) + int(n)
-    except Exception:  # noqa: S110  (metrics never break the caller)
+    except Exception:  # noqa: S110  (metrics never break the caller)  # nosec B110
         pass
 
 
