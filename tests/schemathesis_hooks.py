@@ -20,7 +20,7 @@ from typing import Any
 
 import schemathesis
 
-from service.imports.presets import NO_PRESET
+from service.imports.files.presets import NO_PRESET
 
 # As text: schemathesis re-checks an edited body against the schema, and takes bytes for invalid there.
 SAMPLE = (Path(__file__).parents[1] / "examples" / "tasks.csv").read_text()

@@ -1,40 +1,9 @@
-"""Bulk import, file side: sniff uploads, read CSV/XLSX/XLS in validated chunks, render errors.csv.
+"""Bulk import of tasks from CSV and Excel files, in the background.
 
-No database, HTTP or broker here; the upload endpoint and the worker build on this interface.
+- `routes`: the HTTP endpoints (thin); `schemas`: their query strings and bodies; `uploads`: streaming a
+  multipart upload to disk.
+- `service`: what the endpoints call (create from an upload, read, list, cancel, delete, errors, events).
+- `pipeline`: the worker's loop over a job's file, chunk by chunk, resumable after any stop.
+- `files/`: the file side, pure (no database, HTTP or broker): sniffing, the CSV and Excel readers and
+  their guards, header matching, row rules, errors.csv lines.
 """
-
-from service.imports.exceptions import EmptyFile, ImportFileError, MappingError, UnreadableFile, UnsupportedFile
-from service.imports.export import csv_line, defuse, error_record, errors_header, group_by_row, render_errors_csv
-from service.imports.filenames import safe_filename
-from service.imports.headers import FIELDS, Options, parse_options
-from service.imports.readers import Reader, open_reader
-from service.imports.rows import VALID_COLUMNS, Chunk, RowError, RowWarning, ValidRow
-from service.imports.sniff import SNIFF_BYTES, Kind, sniff
-
-__all__ = [
-    "FIELDS",
-    "SNIFF_BYTES",
-    "VALID_COLUMNS",
-    "Chunk",
-    "EmptyFile",
-    "ImportFileError",
-    "Kind",
-    "MappingError",
-    "Options",
-    "Reader",
-    "RowError",
-    "RowWarning",
-    "UnreadableFile",
-    "UnsupportedFile",
-    "ValidRow",
-    "csv_line",
-    "defuse",
-    "error_record",
-    "errors_header",
-    "group_by_row",
-    "open_reader",
-    "parse_options",
-    "render_errors_csv",
-    "safe_filename",
-    "sniff",
-]

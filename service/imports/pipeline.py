@@ -43,7 +43,7 @@ from service import metrics
 from service.context import Context
 from service.db import Queries, run
 from service.ids import uuid7_batch
-from service.imports import VALID_COLUMNS, ImportFileError, Options, UnreadableFile, open_reader
+from service.imports.files import VALID_COLUMNS, ImportFileError, Options, UnreadableFile, open_reader
 from service.imports.service import announce_end, process_job, remove_upload
 from service.logs import request_id_var
 from service.messages import Message

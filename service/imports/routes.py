@@ -21,7 +21,7 @@ from service.http.auth import current_account
 from service.http.early import AnswerThenDrain
 from service.http.openapi import Body, Webhook, operation
 from service.imports import service
-from service.imports.presets import CHOICES as PRESETS
+from service.imports.files.presets import CHOICES as PRESETS
 from service.imports.schemas import (
     DeliveryList,
     ImportEvent,

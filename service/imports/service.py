@@ -18,7 +18,7 @@ from service import idempotency, metrics, pagination
 from service.context import Context
 from service.db import Queries
 from service.errors import Conflict, NotFound, Unavailable, Unprocessable, UnsupportedMediaType
-from service.imports import (
+from service.imports.files import (
     FIELDS,
     EmptyFile,
     Kind,
@@ -34,10 +34,10 @@ from service.imports import (
     safe_filename,
     sniff,
 )
-from service.imports.csv_reader import SAMPLE_BYTES
-from service.imports.export import BOM
-from service.imports.preview import preview
-from service.imports.sniff import EXTENSIONS, extension
+from service.imports.files.csv_reader import SAMPLE_BYTES
+from service.imports.files.export import BOM
+from service.imports.files.preview import preview
+from service.imports.files.sniff import EXTENSIONS, extension
 from service.imports.uploads import Upload
 from service.logs import request_id_var
 from service.messages import Message

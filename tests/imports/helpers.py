@@ -6,7 +6,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from service.imports import Chunk, RowError, ValidRow, open_reader
+from service.imports.files import Chunk, RowError, ValidRow, open_reader
 
 HEADER = ["title", "description", "status", "priority", "due_date", "category"]
 

@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.imports.files.test_formats import TODOIST
 from tests.imports.helpers import write_xlsx
-from tests.imports.test_formats import TODOIST
 from tests.imports.test_jobs import finished, upload, user
 from tests.processes import running_stack
 from tests.support import PASSWORD, assert_problem, db_value

@@ -89,7 +89,7 @@ def xlsx_fixture(rows: int = ROWS) -> Path:
 
 
 def _run_tasklane(path: str, kind: str) -> int:
-    from service.imports import open_reader
+    from service.imports.files import open_reader
 
     n = 0
     with open_reader(path, kind) as reader:
@@ -173,7 +173,9 @@ def measure_baseline(tree: Path, path: Path, kind: str) -> dict[str, float]:
     """Today's reader, imported from `tree` (first on sys.path: the child runs there, with -c)."""
     code = (
         "import json, time\n"
-        "from service.imports import open_reader\n"
+        # The base commit may predate service/imports/files/ (the file side moved there in issue 15).
+        "try:\n    from service.imports.files import open_reader\n"
+        "except ImportError:\n    from service.imports import open_reader\n"
         "start = time.perf_counter(); n = 0\n"
         f"with open_reader({str(path)!r}, {kind!r}) as reader:\n"
         "    for chunk in reader.chunks(size=10_000):\n"

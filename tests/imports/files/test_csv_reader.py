@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from service.imports import UnreadableFile, open_reader
-from service.imports.values import DATE_MESSAGE, PRIORITY_MESSAGE, STATUS_MESSAGE
+from service.imports.files import UnreadableFile, open_reader
+from service.imports.files.values import DATE_MESSAGE, PRIORITY_MESSAGE, STATUS_MESSAGE
 from tests.imports.helpers import messages, read_all, titles, write_bytes, write_csv
 
 
@@ -213,7 +213,7 @@ def test_a_100_mb_line_is_refused_up_front_with_bounded_memory(tmp_path: Path) -
     # When a separate process opens it, the refusal is clear and its peak memory stays far below 100 MB
     code = (
         "import resource, sys\n"
-        "from service.imports import open_reader, UnreadableFile\n"
+        "from service.imports.files import open_reader, UnreadableFile\n"
         "try:\n    open_reader(sys.argv[1], 'csv')\n"
         "except UnreadableFile as e:\n    print(e)\n"
         # VmHWM, not ru_maxrss: the latter keeps the forking parent's peak across exec

@@ -13,13 +13,13 @@ from itertools import islice
 
 from python_calamine import CalamineWorkbook, PasswordError
 
-from service.imports import excel_guard
-from service.imports.cells import is_blank
-from service.imports.exceptions import EmptyFile, UnreadableFile
-from service.imports.headers import HEADER_SEARCH_ROWS, Options
-from service.imports.layout import SAMPLE_ROWS, plan
-from service.imports.rows import Chunk, check_rows, make_checker
-from service.imports.sniff import OLE2_MAGIC
+from service.imports.files import excel_guard
+from service.imports.files.cells import is_blank
+from service.imports.files.exceptions import EmptyFile, UnreadableFile
+from service.imports.files.headers import HEADER_SEARCH_ROWS, Options
+from service.imports.files.layout import SAMPLE_ROWS, plan
+from service.imports.files.rows import Chunk, check_rows, make_checker
+from service.imports.files.sniff import OLE2_MAGIC
 
 ENCRYPTED_MESSAGE = "The workbook is password-protected. Remove the password (or save a copy without one) and retry."
 # Streams of an OLE2 file that wraps an encrypted .xlsx, as names in its directory (UTF-16LE).

@@ -17,13 +17,13 @@ from datetime import date
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from service.imports.cells import as_text, is_blank
-from service.imports.headers import FIELDS
-from service.imports.values import CACHE_MAX, Lenient
+from service.imports.files.cells import as_text, is_blank
+from service.imports.files.headers import FIELDS
+from service.imports.files.values import CACHE_MAX, Lenient
 from service.tasks import rules
 
 if TYPE_CHECKING:
-    from service.imports.layout import Layout
+    from service.imports.files.layout import Layout
 
 # What one valid row is: the task fields in COPY order, then the spreadsheet row number it came from.
 VALID_COLUMNS = (*FIELDS, "row")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service.imports import UnreadableFile, biff, excel_guard, open_reader
+from service.imports.files import UnreadableFile, biff, excel_guard, open_reader
 from tests.imports.helpers import inline_row, messages, read_all, write_bytes, write_raw_xlsx, write_xls, write_xlsx
 
 ROWS = [

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from service.imports.cells import as_text, is_blank
-from service.imports.exceptions import EmptyFile, MappingError, UnreadableFile
-from service.imports.presets import NO_PRESET, PRESETS, Preset, detect
+from service.imports.files.cells import as_text, is_blank
+from service.imports.files.exceptions import EmptyFile, MappingError, UnreadableFile
+from service.imports.files.presets import NO_PRESET, PRESETS, Preset, detect
 
 FIELDS = ("title", "description", "status", "priority", "due_date", "category")
 HEADER_SEARCH_ROWS = 20

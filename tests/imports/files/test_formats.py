@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from service.imports import MappingError, Options, UnreadableFile, open_reader
-from service.imports.values import DATE_MESSAGE, Lenient, date_converter, priority_converter, status_converter
+from service.imports.files import MappingError, Options, UnreadableFile, open_reader
+from service.imports.files.values import DATE_MESSAGE, Lenient, date_converter, priority_converter, status_converter
 from tests.imports.helpers import messages, read_all, write_bytes, write_csv, write_xlsx
 
 
@@ -441,7 +441,7 @@ def test_the_date_reading_is_decided_from_the_start_so_every_resume_decides_the_
 
 # --- the README's walk-through files ---------------------------------------------------------------------
 
-EXAMPLES = Path(__file__).parents[2] / "examples"
+EXAMPLES = Path(__file__).parents[3] / "examples"
 
 
 def test_the_example_files_import_as_the_readme_says() -> None:

@@ -18,12 +18,12 @@ import os
 from collections.abc import Iterator
 from typing import Protocol
 
-from service.imports.csv_reader import CsvReader
-from service.imports.excel_reader import ExcelReader
-from service.imports.headers import Options
-from service.imports.layout import Layout
-from service.imports.rows import Chunk
-from service.imports.sniff import Kind
+from service.imports.files.csv_reader import CsvReader
+from service.imports.files.excel_reader import ExcelReader
+from service.imports.files.headers import Options
+from service.imports.files.layout import Layout
+from service.imports.files.rows import Chunk
+from service.imports.files.sniff import Kind
 
 
 class Reader(Protocol):

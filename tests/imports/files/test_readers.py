@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.imports import VALID_COLUMNS, UnreadableFile, open_reader
+from service.imports.files import VALID_COLUMNS, UnreadableFile, open_reader
 from tests.imports.helpers import read_all, write_csv, write_xls, write_xlsx
 
 # 23 data rows: valid ones, bad ones (priority 9) and blank ones, in a pattern.

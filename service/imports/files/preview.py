@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from service.imports.headers import Options
-from service.imports.readers import open_reader
-from service.imports.rows import VALID_COLUMNS
+from service.imports.files.headers import Options
+from service.imports.files.readers import open_reader
+from service.imports.files.rows import VALID_COLUMNS
 
 PREVIEW_ROWS = 20  # data rows shown
 

@@ -16,11 +16,11 @@ import os
 from collections.abc import Iterator
 from itertools import islice
 
-from service.imports.exceptions import EmptyFile, MappingError, UnreadableFile
-from service.imports.headers import HEADER_SEARCH_ROWS, Options, find_header
-from service.imports.layout import SAMPLE_ROWS, Layout, plan
-from service.imports.rows import Chunk, check_rows, make_checker
-from service.imports.sniff import CP1252_UNDEFINED
+from service.imports.files.exceptions import EmptyFile, MappingError, UnreadableFile
+from service.imports.files.headers import HEADER_SEARCH_ROWS, Options, find_header
+from service.imports.files.layout import SAMPLE_ROWS, Layout, plan
+from service.imports.files.rows import Chunk, check_rows, make_checker
+from service.imports.files.sniff import CP1252_UNDEFINED
 
 BLOCK_BYTES = 1 << 20
 MAX_LINE_BYTES = 4 << 20  # a task row is a few KB; a longer line is a broken or hostile file

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from service.imports.cells import as_text
-from service.imports.headers import HeaderMatch, Options, find_header, normalise
-from service.imports.presets import Preset
-from service.imports.values import (
+from service.imports.files.cells import as_text
+from service.imports.files.headers import HeaderMatch, Options, find_header, normalise
+from service.imports.files.presets import Preset
+from service.imports.files.values import (
     Converter,
     DateDecision,
     StatusKind,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from service.imports.values import Order
+from service.imports.files.values import Order
 
 
 @dataclass(frozen=True)

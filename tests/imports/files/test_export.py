@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from service.imports import RowError, csv_line, defuse, error_record, errors_header, render_errors_csv
-from service.imports.values import DATE_MESSAGE
+from service.imports.files import RowError, csv_line, defuse, error_record, errors_header, render_errors_csv
+from service.imports.files.values import DATE_MESSAGE
 from tests.imports.helpers import read_all, write_csv
 
 

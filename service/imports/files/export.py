@@ -14,8 +14,8 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 
-from service.imports.headers import normalise
-from service.imports.rows import RowError
+from service.imports.files.headers import normalise
+from service.imports.files.rows import RowError
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 ERROR_COLUMN = "error"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from service.imports.cells import as_text
+from service.imports.files.cells import as_text
 from service.tasks import rules
 
 Order = Literal["mdy", "dmy"]

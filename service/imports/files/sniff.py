@@ -12,8 +12,8 @@ import os
 import zipfile
 from typing import Literal
 
-from service.imports.excel_guard import zip_parts
-from service.imports.exceptions import UnsupportedFile
+from service.imports.files.excel_guard import zip_parts
+from service.imports.files.exceptions import UnsupportedFile
 
 Kind = Literal["csv", "xlsx", "xls"]
 

@@ -16,8 +16,8 @@ import zipfile
 from dataclasses import dataclass
 from xml.etree import ElementTree  # nosec B405  # only the small workbook parts, bounded: see _read_xml
 
-from service.imports import biff
-from service.imports.exceptions import UnreadableFile
+from service.imports.files import biff
+from service.imports.files.exceptions import UnreadableFile
 
 # Calamine holds ~85 bytes per cell at peak (1M rows x 6 columns: 561 MB RSS); 7.5M cells keeps a worker
 # under its 768 MB budget with room for the interpreter. 1,000,000 rows of 7 columns fit.
