@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import dataclasses
+import io
 import time
+import uuid
 from typing import Any
 
 import pytest
 
 from service.imports import pipeline
-from tests.imports.helpers import write_xls, write_xlsx
+from service.imports.files.values import DATE_MESSAGE
+from tests.imports.helpers import read_all, write_csv, write_xls, write_xlsx
 from tests.stores import stored_uploads
 from tests.support import AppClient, active_account, assert_problem, bearer, db_execute, db_value, worker_broker
 
@@ -113,6 +117,25 @@ async def test_errors_csv_gives_the_failed_rows_back_defused_with_an_error_colum
     # A formula never reaches the user's spreadsheet as a formula
     assert lines[3].startswith("'=cmd|' /C calc'!A0,")
     assert len(lines) == 4
+
+
+async def test_an_errors_csv_can_be_fixed_and_uploaded_again(client, ctx, smtp, tmp_path):
+    # Given an import whose one bad row has two bad fields and a formula
+    headers = await user(client, ctx, smtp)
+    job = (await upload(client, headers, b"title,priority,due_date\nok,1,\n=2+3,9,tomorrow\n")).json()
+    assert await pipeline.run_job(ctx, uuid.UUID(job["id"])) == "completed"
+    # When its errors.csv is downloaded
+    text = (await client.get(f"/api/v1/imports/{job['id']}/errors.csv", headers=headers)).text
+    # Then it starts with a BOM, has one line per failed row with all its reasons, and no live formula
+    assert text.startswith("\ufeff")
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    assert rows == [
+        ["title", "priority", "due_date", "error"],
+        ["'=2+3", "9", "tomorrow", f"Priority must be from 1 to 5; {DATE_MESSAGE}"],
+    ]
+    # And the file itself is accepted by the importer again
+    _, errors_again, _ = read_all(write_csv(tmp_path, text, name="errors.csv"))
+    assert [e.column for e in errors_again] == ["priority", "due_date"]
 
 
 async def test_dry_run_validates_everything_and_imports_nothing(client, ctx, smtp, worker):
@@ -300,14 +323,12 @@ async def test_cancelling_a_queued_job_ends_it_at_once(client, ctx, smtp, settin
     assert response.json()["status"] == "cancelled"
     assert_problem(await client.post(f"/api/v1/imports/{job['id']}/cancel", headers=headers), 409)
     # A worker that gets the message later leaves it alone
-    assert await pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])) == "not-due"
+    assert await pipeline.run_job(ctx, uuid.UUID(job["id"])) == "not-due"
     assert stored_uploads(settings) == []
 
 
 async def _run_with_hook(ctx, job_id: str, after_chunks: int, hook) -> str:
     """Run the real pipeline for a job, calling `hook` once `after_chunks` chunks have committed."""
-    import uuid
-
     original = pipeline._commit_chunk
     committed = 0
 
@@ -356,10 +377,10 @@ async def test_a_failed_run_hands_the_job_back_and_the_retry_resumes_after_its_l
     # A worker that dies without a word (SIGKILL) keeps its lease: nobody takes the job while its heartbeat
     # is fresh...
     await db_execute(ctx, "UPDATE import_jobs SET status = 'processing', lease_id = gen_random_uuid()")
-    assert await pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])) == "not-due"
+    assert await pipeline.run_job(ctx, uuid.UUID(job["id"])) == "not-due"
     # ...but once it has gone quiet, it resumes from the checkpoint
     await db_execute(ctx, "UPDATE import_jobs SET heartbeat_at = now() - interval '1 hour'")
-    assert await pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])) == "completed"
+    assert await pipeline.run_job(ctx, uuid.UUID(job["id"])) == "completed"
     done = (await client.get(f"/api/v1/imports/{job['id']}", headers=headers)).json()
     assert (done["rows_processed"], done["rows_imported"]) == (12_345, 12_345)
     assert await db_value(ctx, "SELECT count(*) FROM tasks") == 12_345
@@ -376,11 +397,11 @@ async def test_a_stopping_worker_hands_the_job_back_and_another_finishes_it(clie
     try:
         assert await _run_with_hook(ctx, job["id"], 1, stop) == "released"
         # The stopping worker may still receive the message it just sent: it leaves the job alone.
-        assert await pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])) == "released"
+        assert await pipeline.run_job(ctx, uuid.UUID(job["id"])) == "released"
     finally:
         pipeline.stopping.clear()
     assert await db_value(ctx, "SELECT status || ':' || attempts FROM import_jobs") == "queued:1"
-    assert await pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])) == "completed"
+    assert await pipeline.run_job(ctx, uuid.UUID(job["id"])) == "completed"
     assert await db_value(ctx, "SELECT count(*) FROM tasks") == 9_000
 
 
@@ -397,7 +418,7 @@ async def test_a_worker_stopped_while_its_reader_opens_the_file_hands_the_job_ba
         return opened(*args)
 
     monkeypatch.setattr(pipeline, "open_reader", slow_open)
-    run = asyncio.create_task(pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])))
+    run = asyncio.create_task(pipeline.run_job(ctx, uuid.UUID(job["id"])))
     await asyncio.sleep(0.3)
     pipeline.stopping.set()
     started = time.monotonic()
@@ -408,7 +429,7 @@ async def test_a_worker_stopped_while_its_reader_opens_the_file_hands_the_job_ba
     assert time.monotonic() - started < 1
     assert await db_value(ctx, "SELECT (status, lease_id) FROM import_jobs") == ("queued", None)
     monkeypatch.setattr(pipeline, "open_reader", opened)
-    assert await pipeline.run_job(ctx, __import__("uuid").UUID(job["id"])) == "completed"
+    assert await pipeline.run_job(ctx, uuid.UUID(job["id"])) == "completed"
     assert await db_value(ctx, "SELECT count(*) FROM tasks") == 3_000
 
 
@@ -446,8 +467,6 @@ async def test_deleting_a_running_job_cancels_it_and_removes_its_file(client, ct
 
 
 async def test_deleting_a_job_while_chunks_are_written_side_by_side_answers_at_once(client, ctx, smtp, settings):
-    import uuid
-
     headers = await user(client, ctx, smtp)
     job = (await upload(client, headers, csv_rows(100_000))).json()
     running = asyncio.create_task(pipeline.run_job(ctx, uuid.UUID(job["id"])))
@@ -507,7 +526,6 @@ async def test_the_relay_re_drives_an_import_whose_message_was_lost(client, ctx,
 
 
 async def test_an_xlsx_written_with_backslashes_in_its_zip_imports(client, ctx, smtp, tmp_path):
-    import uuid
     import zipfile
 
     headers = await user(client, ctx, smtp)
@@ -526,7 +544,6 @@ async def test_an_xlsx_written_with_backslashes_in_its_zip_imports(client, ctx, 
 async def test_a_resumed_import_logs_with_the_request_id_of_its_upload(client, ctx, smtp):
     import io
     import logging
-    import uuid
 
     from service.logs import JSONFormatter, request_id_var
 
@@ -558,8 +575,6 @@ async def test_a_resumed_import_logs_with_the_request_id_of_its_upload(client, c
 async def test_the_end_of_an_import_is_announced_with_completed_at_and_why_it_failed(
     client, ctx, smtp, settings, webhook_receiver
 ):
-    import uuid
-
     from service.notifications import webhooks
     from tests.conftest import TEST_WEBHOOK_SECRET
 

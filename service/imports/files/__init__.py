@@ -4,7 +4,7 @@ Pure: no database, HTTP or broker here; the upload endpoint and the worker build
 """
 
 from service.imports.files.exceptions import EmptyFile, ImportFileError, MappingError, UnreadableFile, UnsupportedFile
-from service.imports.files.export import csv_line, defuse, error_record, errors_header, group_by_row, render_errors_csv
+from service.imports.files.export import csv_line, defuse, error_record, errors_header
 from service.imports.files.filenames import safe_filename
 from service.imports.files.headers import FIELDS, Options, parse_options
 from service.imports.files.readers import Reader, open_reader
@@ -31,10 +31,8 @@ __all__ = [
     "defuse",
     "error_record",
     "errors_header",
-    "group_by_row",
     "open_reader",
     "parse_options",
-    "render_errors_csv",
     "safe_filename",
     "sniff",
 ]

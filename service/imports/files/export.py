@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from service.imports.files.headers import normalise
-from service.imports.files.rows import RowError
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 ERROR_COLUMN = "error"
@@ -58,24 +57,3 @@ def error_record(header: list[str], raw: list[str], message: str) -> list[str]:
     width = len(header)
     cells = [*raw[:width], *[""] * (width - len(raw)), message]
     return cells + raw[width:]
-
-
-def group_by_row(errors: Iterable[RowError]) -> Iterator[tuple[int, list[str], str]]:
-    """(row, raw cells, combined message) per failed row, from RowErrors ordered by row."""
-    current: RowError | None = None
-    messages: list[str] = []
-    for error in errors:
-        if current is not None and error.row != current.row:
-            yield current.row, current.raw, "; ".join(messages)
-            messages = []
-        current = error
-        messages.append(error.message)
-    if current is not None:
-        yield current.row, current.raw, "; ".join(messages)
-
-
-def render_errors_csv(header: list[str], errors: Iterable[RowError]) -> Iterator[str]:
-    """The whole errors.csv as lines (BOM first), e.g. for a streaming response."""
-    yield BOM + csv_line(errors_header(header))
-    for _row, raw, message in group_by_row(errors):
-        yield csv_line(error_record(header, raw, message))

@@ -1,16 +1,14 @@
-"""errors.csv: failed rows as they were, with the reason, safe to open in a spreadsheet."""
+"""errors.csv lines: failed rows as they were, with the reason, safe to open in a spreadsheet. The whole
+file, from a real import and uploaded again, is tests/imports/test_jobs.py."""
 
 from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 
 import pytest
 
-from service.imports.files import RowError, csv_line, defuse, error_record, errors_header, render_errors_csv
-from service.imports.files.values import DATE_MESSAGE
-from tests.imports.helpers import read_all, write_csv
+from service.imports.files import csv_line, defuse, error_record, errors_header
 
 
 @pytest.mark.parametrize(
@@ -49,32 +47,3 @@ def test_a_reuploaded_errors_file_reuses_its_error_column() -> None:
     header = ["title", "priority", "Error"]
     assert errors_header(header) == header
     assert error_record(header, ["a", "9", "old reason"], "new reason") == ["a", "9", "new reason"]
-
-
-def test_errors_csv_from_a_real_import_can_be_fixed_and_uploaded_again(tmp_path: Path) -> None:
-    # Given an import with a formula in a bad row
-    path = write_csv(tmp_path, "title,priority,due_date\nok,1,\n=2+3,9,tomorrow\n")
-    _valid, errors, _ = read_all(path)
-    # When errors.csv is rendered
-    text = "".join(render_errors_csv(["title", "priority", "due_date"], errors))
-    # Then it starts with a BOM, has one line per failed row with all reasons, and no live formula
-    assert text.startswith("\ufeff")
-    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
-    assert rows == [
-        ["title", "priority", "due_date", "error"],
-        ["'=2+3", "9", "tomorrow", f"Priority must be from 1 to 5; {DATE_MESSAGE}"],
-    ]
-    # And the file itself is accepted by the importer again
-    again = write_csv(tmp_path, text, name="errors.csv")
-    _, errors_again, _ = read_all(again)
-    assert [e.column for e in errors_again] == ["priority", "due_date"]
-
-
-def test_render_groups_errors_by_row() -> None:
-    errors = [
-        RowError(2, "priority", "P", "9", ["a", "9"]),
-        RowError(2, "title", "T", "", ["a", "9"]),
-        RowError(5, None, "R", None, ["b"]),
-    ]
-    lines = list(render_errors_csv(["title", "priority"], errors))
-    assert lines[1:] == ["a,9,P; T\r\n", "b,,R\r\n"]
