@@ -285,26 +285,22 @@ def _scope(user_id: UUID, what: bytes) -> bytes:
 
 
 async def list_jobs(ctx: Context, user_id: UUID, limit: int, cursor: str | None) -> dict[str, Any]:
-    secret = ctx.settings.secret_key
-    if cursor:
-        created_us, last_id = pagination.decode(secret, _scope(user_id, b"imports"), cursor)
-        rows = await ctx.db.fetch_all(
-            Q.list_jobs_after,
-            user_id=user_id,
-            created_at=datetime.fromisoformat(created_us),
-            id=UUID(last_id),
-            limit=limit + 1,
-        )
-    else:
+    keyset = pagination.Keyset(ctx.settings.secret_key, _scope(user_id, b"imports"))
+    after = keyset.position(cursor or None, _job_position)
+    if after is None:
         rows = await ctx.db.fetch_all(Q.list_jobs_first, user_id=user_id, limit=limit + 1)
-    items = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = pagination.encode(
-            secret, _scope(user_id, b"imports"), [last["created_at"].isoformat(), str(last["id"])]
+    else:
+        created_at, last_id = after
+        rows = await ctx.db.fetch_all(
+            Q.list_jobs_after, user_id=user_id, created_at=created_at, id=last_id, limit=limit + 1
         )
-    return {"items": [public(r) for r in items], "next_cursor": next_cursor}
+    page = keyset.page(rows, limit, lambda row: [row["created_at"].isoformat(), str(row["id"])])
+    return {"items": [public(r) for r in page.items], "next_cursor": page.next_cursor}
+
+
+def _job_position(values: list[Any]) -> tuple[datetime, UUID]:
+    created_at, job_id = values
+    return datetime.fromisoformat(created_at), UUID(job_id)
 
 
 async def cancel_job(ctx: Context, user_id: UUID, job_id: UUID) -> asyncpg.Record:
@@ -392,26 +388,28 @@ async def purge_uploads(ctx: Context, limit: int = 100) -> int:
 
 async def errors_page(ctx: Context, user_id: UUID, job_id: UUID, limit: int, cursor: str | None) -> dict[str, Any]:
     await get_job(ctx, user_id, job_id)
-    scope = _scope(user_id, b"import-errors:" + job_id.bytes)
-    secret = ctx.settings.secret_key
-    if cursor:
-        row_number, seq = pagination.decode(secret, scope, cursor)
-        if not isinstance(row_number, int) or not isinstance(seq, int):
-            raise pagination.InvalidCursor("The cursor is malformed; start from the first page")
-        rows = await ctx.db.fetch_all(Q.errors_after, job_id=job_id, row_number=row_number, seq=seq, limit=limit + 1)
-    else:
+    keyset = pagination.Keyset(ctx.settings.secret_key, _scope(user_id, b"import-errors:" + job_id.bytes))
+    after = keyset.position(cursor or None, _error_position)
+    if after is None:
         rows = await ctx.db.fetch_all(Q.errors_first, job_id=job_id, limit=limit + 1)
-    items = rows[:limit]
-    next_cursor = (
-        pagination.encode(secret, scope, [items[-1]["row_number"], items[-1]["seq"]]) if len(rows) > limit else None
-    )
+    else:
+        row_number, seq = after
+        rows = await ctx.db.fetch_all(Q.errors_after, job_id=job_id, row_number=row_number, seq=seq, limit=limit + 1)
+    page = keyset.page(rows, limit, lambda row: [row["row_number"], row["seq"]])
     return {
         "items": [
             {"row": r["row_number"], "column": r["column_name"], "message": r["message"], "value": r["value"]}
-            for r in items
+            for r in page.items
         ],
-        "next_cursor": next_cursor,
+        "next_cursor": page.next_cursor,
     }
+
+
+def _error_position(values: list[Any]) -> tuple[int, int]:
+    row_number, seq = values
+    if not isinstance(row_number, int) or not isinstance(seq, int):
+        raise ValueError("not a row error's position")
+    return row_number, seq
 
 
 async def errors_csv(ctx: Context, user_id: UUID, job_id: UUID) -> AsyncIterator[bytes]:
