@@ -16,7 +16,9 @@ Use, inside the caller's transaction (PostgreSQL READ COMMITTED, the default):
         await idempotency.store(ctx, user_id, key, outcome)
     return outcome
 
-`run_once` does exactly that around an action. The claim inserts the key row first: a concurrent
+`run_once` does exactly that around an action, and `once` is the whole flow every creating endpoint
+uses: with the request's `Key` (or none), the canonical form of what was sent, and the action. The
+claim inserts the key row first: a concurrent
 request with the same key blocks on its primary key until the first commits (then replays its
 response) or rolls back (then does the work itself), so N identical concurrent requests do the work
 once. An upload that must not hold a transaction open while it streams can compute its fingerprint
@@ -84,14 +86,27 @@ class Outcome:
         return Response(self.body, status_code=self.status, headers=headers)
 
 
-def key_from(request: Request) -> str | None:
+@dataclass(frozen=True)
+class Key:
+    """An Idempotency-Key as a request sent it, with that request's method and path: a retry is the same
+    request only if those match too."""
+
+    value: str
+    method: str
+    path: str
+
+    def fingerprint(self, body: bytes) -> bytes:
+        return fingerprint(self.method, self.path, body)
+
+
+def key_from(request: Request) -> Key | None:
     """The request's Idempotency-Key, None when not sent; InvalidKey (400) when malformed."""
     values = request.headers.getlist(HEADER)
     if not values:
         return None
     if len(values) > 1 or not _VALID_KEY.fullmatch(values[0]):
         raise InvalidKey(f"{HEADER} must be sent once, as 1 to 255 visible ASCII characters")
-    return values[0]
+    return Key(values[0], request.method, request.url.path)
 
 
 def fingerprint(method: str, path: str, body: bytes) -> bytes:
@@ -146,6 +161,21 @@ async def run_once(
         outcome = await action()
         await store(ctx, user_id, key, outcome)
     return outcome
+
+
+async def once(
+    ctx: Context,
+    user_id: UUID,
+    key: Key | None,
+    body: Callable[[], bytes],
+    action: Callable[[], Awaitable[Outcome]],
+) -> Outcome:
+    """The Idempotency-Key flow of a creating request. Without a key, `action` simply runs. With one, it
+    runs once per user and key, in the transaction that claims the key: a retry of the same request
+    (`body()` gives what was sent in a canonical form) gets the first outcome back, marked `replayed`."""
+    if key is None:
+        return await action()
+    return await run_once(ctx, user_id, key.value, key.fingerprint(body()), action)
 
 
 async def purge_expired(ctx: Context) -> int:

@@ -101,7 +101,7 @@ async def create_job(
     user_id: UUID,
     job_id: UUID,
     upload: Upload,
-    key: str | None,
+    key: idempotency.Key | None,
     abandoned: Callable[[], Awaitable[NoReturn]] | None = None,
 ) -> idempotency.Outcome:
     """Turn a streamed upload into a queued job: its staging file goes into the upload store first, and the
@@ -141,12 +141,7 @@ async def create_job(
         return idempotency.Outcome.json(202, public(row), {"Location": f"/api/v1/imports/{job_id}"})
 
     try:
-        if key is None:
-            async with ctx.db.transaction():
-                outcome = await create()
-        else:
-            digest = idempotency.fingerprint("POST", "/api/v1/imports", (upload.sha256 or "").encode())
-            outcome = await idempotency.run_once(ctx, user_id, key, digest, create)
+        outcome = await idempotency.once(ctx, user_id, key, lambda: (upload.sha256 or "").encode(), create)
     except BaseException:
         await _delete_object(ctx, stored)  # no job points at it
         raise

@@ -120,13 +120,11 @@ async def create_task(request: Request) -> Response:
             raise unauthorized()
         return idempotency.Outcome.json(201, task, {"Location": task_location(task)})
 
-    if key is None:
-        outcome = await create()
-    else:
+    if key is not None:
         await current_account(request)  # the stored key belongs to the account: check it first
-        canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-        digest = idempotency.fingerprint(request.method, request.url.path, canonical)
-        outcome = await idempotency.run_once(ctx, user_id, key, digest, create)
+    outcome = await idempotency.once(
+        ctx, user_id, key, lambda: orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), create
+    )
     if not outcome.replayed:  # counted once committed: a replay created nothing
         metrics.count("tasks_created")
     return outcome.response()
