@@ -27,3 +27,11 @@ def uuid7_batch(n: int) -> list[UUID]:
         rand_b = int.from_bytes(random[8 * i : 8 * i + 8], "big") & _RAND_B
         ids.append(UUID(int=(ms << 80) | _VERSION_VARIANT | ((i % 4096) << 64) | rand_b))
     return ids
+
+
+def parse_id(value: str) -> UUID | None:
+    """An id from a path as a UUID; None when malformed (the caller answers 404, as for an unknown id)."""
+    try:
+        return UUID(value)
+    except ValueError:
+        return None

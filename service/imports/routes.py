@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -20,9 +17,14 @@ from service import idempotency
 from service.http.auth import current_account
 from service.http.early import AnswerThenDrain
 from service.http.openapi import Body, Webhook, operation
-from service.imports import service
-from service.imports.files.presets import CHOICES as PRESETS
+from service.imports import events as job_events
+from service.imports import intake, listing, service
 from service.imports.schemas import (
+    EVENT_STREAM,
+    FORM_FIELDS,
+    PREVIEW_BODY,
+    PREVIEW_FIELDS,
+    UPLOAD_BODY,
     DeliveryList,
     ImportEvent,
     ImportOut,
@@ -30,78 +32,11 @@ from service.imports.schemas import (
     PageQuery,
     PreviewOut,
     RowErrorPage,
+    import_out,
 )
 from service.imports.uploads import ENVELOPE_BYTES, receive_upload, until_disconnected
 from service.json import dumps, json_response
-from service.notifications import webhooks
 
-FILE_PROPERTY = {
-    "type": "string",
-    "format": "binary",
-    "description": ".csv (or tab-delimited .tsv/.txt), .xlsx or .xls, up to MAX_UPLOAD_BYTES",
-}
-# The kind of file is told by its name and checked against its content.
-FILE_ENCODING = {
-    "file": {
-        "headers": {
-            "Content-Disposition": {
-                "description": "The file's name, ending in .csv, .tsv, .txt, .xlsx or .xls",
-                "schema": {"type": "string"},
-                "example": 'form-data; name="file"; filename="tasks.csv"',
-            }
-        }
-    }
-}
-OPTION_PROPERTIES: dict[str, Any] = {
-    "mapping": {
-        "type": "string",
-        "description": "A JSON object of source header -> field name (title, description, status, priority, "
-        "due_date, category) or null to ignore the column; it overrides the matching by header names. A field "
-        "or header that does not exist answers 422.",
-        "example": '{"Task": "title", "When": "due_date", "Owner": null}',
-    },
-    "preset": {
-        "type": "string",
-        "enum": list(PRESETS),
-        "description": "The export format, when it should not be recognised from the header row "
-        "(none: match headers by their names only)",
-    },
-}
-UPLOAD_BODY = Body(
-    "multipart/form-data",
-    {
-        "type": "object",
-        "required": ["file"],
-        "additionalProperties": False,
-        "properties": {
-            "file": FILE_PROPERTY,
-            "webhook_url": {
-                "type": "string",
-                "format": "uri",
-                "maxLength": webhooks.MAX_URL_LENGTH,
-                "pattern": webhooks.URL_PATTERN,
-                "description": "POSTed a signed event when the job ends (see the webhooks of this document); "
-                "http or https, without user name or password",
-            },
-            "dry_run": {"type": "boolean", "description": "Validate every row, import nothing"},
-            **OPTION_PROPERTIES,
-        },
-    },
-    encoding=FILE_ENCODING,
-)
-PREVIEW_BODY = Body(
-    "multipart/form-data",
-    {
-        "type": "object",
-        "required": ["file"],
-        "additionalProperties": False,
-        "properties": {"file": FILE_PROPERTY, **OPTION_PROPERTIES},
-    },
-    encoding=FILE_ENCODING,
-)
-# The text fields each upload takes, besides the file: exactly those its body above describes.
-FORM_FIELDS = frozenset(UPLOAD_BODY.schema["properties"]) - {"file"}
-PREVIEW_FIELDS = frozenset(PREVIEW_BODY.schema["properties"]) - {"file"}
 WEBHOOKS = {
     f"import.{status}": Webhook(
         f"An import {status}",
@@ -111,25 +46,7 @@ WEBHOOKS = {
     )
     for status in ("completed", "failed", "cancelled")
 }
-# One server-sent event (comments, the keep-alives, are not events).
-EVENT_STREAM = Body(
-    "text/event-stream",
-    {
-        "type": "object",
-        "required": ["event", "data"],
-        "properties": {
-            "event": {"enum": ["progress", "end"]},
-            "data": {
-                "type": "string",
-                "contentMediaType": "application/json",
-                "description": 'The job as GET /imports/{id} shows it; {"status": "deleted"} at the end of '
-                "a deleted job's stream",
-            },
-        },
-    },
-)
-EVENT_POLL = 0.5
-KEEP_ALIVE = 15.0
+DELETED = b'{"status": "deleted"}'  # the data of the `end` event of a deleted job's stream
 
 
 def _query(request: Request, model: type[BaseModel]) -> BaseModel:
@@ -185,9 +102,9 @@ async def preview(request: Request) -> Response:
     scratch = Path(tempfile.gettempdir()) / f"tasklane-preview-{uuid.uuid4()}.part"
     max_bytes = request.state.settings.max_upload_bytes
     upload = await receive_upload(
-        request, scratch, max_bytes=max_bytes, fields=PREVIEW_FIELDS, enough=service.preview_has_enough
+        request, scratch, max_bytes=max_bytes, fields=PREVIEW_FIELDS, enough=intake.preview_has_enough
     )
-    response = json_response(await service.preview_upload(upload))
+    response = json_response(await intake.preview_upload(upload))
     # Answered from the file's start: the rest of the body is then read and dropped, never stored.
     return response if upload.complete else AnswerThenDrain(response, limit=max_bytes + ENVELOPE_BYTES)
 
@@ -203,27 +120,27 @@ async def list_imports(request: Request) -> Response:
     account = await current_account(request)
     query = _query(request, PageQuery)
     assert isinstance(query, PageQuery)
-    return json_response(await service.list_jobs(request.state.ctx, account.id, query.limit, query.cursor))
+    return json_response(await listing.list_jobs(request.state.ctx, account.id, query.limit, query.cursor))
 
 
 @operation(summary="One import job", tag="imports", responses={200: ImportOut}, errors=(404,))
 async def get_import(request: Request) -> Response:
     account = await current_account(request)
-    job = await service.get_job(request.state.ctx, account.id, service.parse_id(request.path_params["id"]))
-    return json_response(service.public(job))
+    job = await service.get_job(request.state.ctx, account.id, request.path_params["id"])
+    return json_response(import_out(job))
 
 
 @operation(summary="Stop an import at its next chunk", tag="imports", responses={202: ImportOut}, errors=(404, 409))
 async def cancel(request: Request) -> Response:
     account = await current_account(request)
-    job = await service.cancel_job(request.state.ctx, account.id, service.parse_id(request.path_params["id"]))
-    return json_response(service.public(job), status_code=202)
+    job = await service.cancel_job(request.state.ctx, account.id, request.path_params["id"])
+    return json_response(import_out(job), status_code=202)
 
 
 @operation(summary="Delete an import (its tasks stay)", tag="imports", responses={204: None}, errors=(404,))
 async def delete(request: Request) -> Response:
     account = await current_account(request)
-    await service.delete_job(request.state.ctx, account.id, service.parse_id(request.path_params["id"]))
+    await service.delete_job(request.state.ctx, account.id, request.path_params["id"])
     return Response(status_code=204)
 
 
@@ -238,8 +155,8 @@ async def errors(request: Request) -> Response:
     account = await current_account(request)
     query = _query(request, PageQuery)
     assert isinstance(query, PageQuery)
-    job_id = service.parse_id(request.path_params["id"])
-    return json_response(await service.errors_page(request.state.ctx, account.id, job_id, query.limit, query.cursor))
+    job_id = request.path_params["id"]
+    return json_response(await listing.errors_page(request.state.ctx, account.id, job_id, query.limit, query.cursor))
 
 
 @operation(
@@ -251,12 +168,11 @@ async def errors(request: Request) -> Response:
 )
 async def errors_csv(request: Request) -> Response:
     account = await current_account(request)
-    job_id = service.parse_id(request.path_params["id"])
-    lines = await service.errors_csv(request.state.ctx, account.id, job_id)
+    export = await listing.errors_csv(request.state.ctx, account.id, request.path_params["id"])
     return StreamingResponse(
-        lines,
+        export.lines,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="import-{job_id}-errors.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{export.filename}"'},
     )
 
 
@@ -265,9 +181,7 @@ async def errors_csv(request: Request) -> Response:
 )
 async def deliveries(request: Request) -> Response:
     account = await current_account(request)
-    job_id = service.parse_id(request.path_params["id"])
-    await service.get_job(request.state.ctx, account.id, job_id)
-    return json_response({"items": await webhooks.list_attempts(request.state.ctx, job_id, account.id)})
+    return json_response({"items": await service.deliveries(request.state.ctx, account.id, request.path_params["id"])})
 
 
 @operation(
@@ -279,36 +193,23 @@ async def deliveries(request: Request) -> Response:
     "comment every 15 s while nothing does, and `event: end` once it has finished (or was deleted).",
 )
 async def events(request: Request) -> Response:
-    """Server-sent events: the job whenever it changes, then `end` once it has finished."""
     account = await current_account(request)
-    ctx = request.state.ctx
-    job_id = service.parse_id(request.path_params["id"])
-    await service.get_job(ctx, account.id, job_id)
-
-    async def stream() -> AsyncIterator[bytes]:
-        seen = None
-        quiet_since = time.monotonic()
-        while True:
-            try:
-                job = service.public(await service.get_job(ctx, account.id, job_id))
-            except service.JobNotFound:
-                yield b'event: end\ndata: {"status": "deleted"}\n\n'
-                return
-            state = (job["status"], job["rows_processed"], job["rows_failed"], job["progress"])
-            if state != seen:
-                seen, quiet_since = state, time.monotonic()
-                yield b"event: progress\ndata: " + dumps(job) + b"\n\n"
-            if job["status"] in service.TERMINAL:
-                yield b"event: end\ndata: " + dumps(job) + b"\n\n"
-                return
-            if time.monotonic() - quiet_since > KEEP_ALIVE:
-                quiet_since = time.monotonic()
-                yield b": keep-alive\n\n"
-            await asyncio.sleep(EVENT_POLL)
-
+    stream = await job_events.job_events(request.state.ctx, account.id, request.path_params["id"])
     return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        _server_sent(stream),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def _server_sent(stream: AsyncIterator[job_events.Event | None]) -> AsyncIterator[bytes]:
+    """The events in text/event-stream form; a keep-alive is a comment."""
+    async for event in stream:
+        if event is None:
+            yield b": keep-alive\n\n"
+            continue
+        data = DELETED if event.job is None else dumps(event.job)
+        yield b"event: " + (b"end" if event.end else b"progress") + b"\ndata: " + data + b"\n\n"
 
 
 routes = [

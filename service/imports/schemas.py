@@ -1,12 +1,17 @@
-"""Query strings and response bodies of the imports API."""
+"""Query strings, request and response bodies of the imports API."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from service.http.openapi import Body
+from service.imports.files.presets import CHOICES as PRESETS
+from service.notifications import webhooks
 
 
 class PageQuery(BaseModel):
@@ -32,6 +37,15 @@ class ImportOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     webhook_url: str | None
+
+
+IMPORT_FIELDS = tuple(ImportOut.model_fields)
+
+
+def import_out(job: Mapping[str, Any]) -> dict[str, Any]:
+    """A job row as the API shows it: ImportOut's fields, in its order, with the values the database holds
+    (already of the model's types, so not validated a second time)."""
+    return {name: job[name] for name in IMPORT_FIELDS}
 
 
 class ImportPage(BaseModel):
@@ -130,3 +144,90 @@ class ImportEvent(BaseModel):
     type: Literal["import.completed", "import.failed", "import.cancelled"]
     timestamp: datetime = Field(description="When the event was queued")
     data: ImportEventData
+
+
+# Multipart bodies (uploads) and the event stream: described by hand, as they are not JSON models.
+FILE_PROPERTY = {
+    "type": "string",
+    "format": "binary",
+    "description": ".csv (or tab-delimited .tsv/.txt), .xlsx or .xls, up to MAX_UPLOAD_BYTES",
+}
+# The kind of file is told by its name and checked against its content.
+FILE_ENCODING = {
+    "file": {
+        "headers": {
+            "Content-Disposition": {
+                "description": "The file's name, ending in .csv, .tsv, .txt, .xlsx or .xls",
+                "schema": {"type": "string"},
+                "example": 'form-data; name="file"; filename="tasks.csv"',
+            }
+        }
+    }
+}
+OPTION_PROPERTIES: dict[str, Any] = {
+    "mapping": {
+        "type": "string",
+        "description": "A JSON object of source header -> field name (title, description, status, priority, "
+        "due_date, category) or null to ignore the column; it overrides the matching by header names. A field "
+        "or header that does not exist answers 422.",
+        "example": '{"Task": "title", "When": "due_date", "Owner": null}',
+    },
+    "preset": {
+        "type": "string",
+        "enum": list(PRESETS),
+        "description": "The export format, when it should not be recognised from the header row "
+        "(none: match headers by their names only)",
+    },
+}
+UPLOAD_BODY = Body(
+    "multipart/form-data",
+    {
+        "type": "object",
+        "required": ["file"],
+        "additionalProperties": False,
+        "properties": {
+            "file": FILE_PROPERTY,
+            "webhook_url": {
+                "type": "string",
+                "format": "uri",
+                "maxLength": webhooks.MAX_URL_LENGTH,
+                "pattern": webhooks.URL_PATTERN,
+                "description": "POSTed a signed event when the job ends (see the webhooks of this document); "
+                "http or https, without user name or password",
+            },
+            "dry_run": {"type": "boolean", "description": "Validate every row, import nothing"},
+            **OPTION_PROPERTIES,
+        },
+    },
+    encoding=FILE_ENCODING,
+)
+PREVIEW_BODY = Body(
+    "multipart/form-data",
+    {
+        "type": "object",
+        "required": ["file"],
+        "additionalProperties": False,
+        "properties": {"file": FILE_PROPERTY, **OPTION_PROPERTIES},
+    },
+    encoding=FILE_ENCODING,
+)
+# The text fields each upload takes, besides the file: exactly those its body above describes.
+FORM_FIELDS = frozenset(UPLOAD_BODY.schema["properties"]) - {"file"}
+PREVIEW_FIELDS = frozenset(PREVIEW_BODY.schema["properties"]) - {"file"}
+# One server-sent event (comments, the keep-alives, are not events).
+EVENT_STREAM = Body(
+    "text/event-stream",
+    {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"enum": ["progress", "end"]},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "description": 'The job as GET /imports/{id} shows it; {"status": "deleted"} at the end of '
+                "a deleted job's stream",
+            },
+        },
+    },
+)

@@ -13,6 +13,7 @@ import orjson
 from service.context import Context
 from service.db import Queries
 from service.errors import Conflict, NotFound
+from service.ids import parse_id
 from service.tasks import listing
 from service.tasks.schemas import CategoryPatch, TaskIn, TaskPatch, TaskQuery
 
@@ -30,14 +31,6 @@ class CategoryNotFound(NotFound):
 
 class CategoryExists(Conflict):
     slug, title = "category-exists", "Category name taken"
-
-
-def parse_id(value: str) -> UUID | None:
-    """A path id as a UUID; None when malformed (the caller answers 404, as for an unknown id)."""
-    try:
-        return UUID(value)
-    except ValueError:
-        return None
 
 
 def task_dict(row: asyncpg.Record) -> dict[str, Any]:

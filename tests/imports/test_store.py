@@ -17,7 +17,7 @@ import pytest
 from service import storage
 from service.config import Settings
 from service.context import Context
-from service.imports import pipeline
+from service.imports import intake, pipeline
 from service.imports import service as imports
 from tests.imports.test_jobs import csv_rows, upload, user
 from tests.stores import S3Server
@@ -92,7 +92,7 @@ async def test_a_store_that_is_down_at_upload_time_answers_503_and_keeps_nothing
     for content in (csv_rows(10), wide_csv(6_000)):  # one PUT, and a multipart upload
         response = await upload(s3_app.http, headers, content)
         problem = assert_problem(response, 503)
-        assert response.headers["Retry-After"] == str(imports.STORE_RETRY_AFTER)
+        assert response.headers["Retry-After"] == str(intake.STORE_RETRY_AFTER)
         assert "upload store" in problem["detail"]
     assert await db_value(s3_app.ctx, "SELECT count(*) FROM import_jobs") == 0
     assert staged(s3_app.ctx.settings) == []
