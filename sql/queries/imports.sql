@@ -45,9 +45,10 @@ WHERE id = :id
 RETURNING *;
 
 -- name: last-chunk
--- Returns the checkpoint: the last committed chunk of a job, if any.
-SELECT seq, rows_consumed, rows_imported, rows_failed, rows_skipped, rows_warned, row_warnings FROM import_chunks
-WHERE job_id = :job_id ORDER BY seq DESC LIMIT 1;
+-- Returns the checkpoint: the last committed chunk of a job, if any. (import_chunks.rows_consumed is
+-- the job's rows_processed once the chunk committed: the rows read from the file, blank ones included.)
+SELECT seq, rows_consumed AS rows_processed, rows_imported, rows_failed, rows_skipped, rows_warned, row_warnings
+FROM import_chunks WHERE job_id = :job_id ORDER BY seq DESC LIMIT 1;
 
 -- name: chunk-guard
 -- Returns whether the job is still ours and whether a cancel was asked, for the chunk about to commit.
@@ -57,7 +58,7 @@ SELECT lease_id = :lease_id AS owned, cancel_requested FROM import_jobs WHERE id
 -- Records a committed chunk (the checkpoint); a duplicate seq means another worker got there first.
 INSERT INTO import_chunks (job_id, seq, rows_consumed, rows_imported, rows_failed, progress, rows_skipped,
                            rows_warned, row_warnings)
-VALUES (:job_id, :seq, :rows_consumed, :rows_imported, :rows_failed, :progress, :rows_skipped, :rows_warned,
+VALUES (:job_id, :seq, :rows_processed, :rows_imported, :rows_failed, :progress, :rows_skipped, :rows_warned,
         :row_warnings);
 
 -- name: set-header

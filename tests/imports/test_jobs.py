@@ -329,7 +329,7 @@ async def test_cancelling_a_queued_job_ends_it_at_once(client, ctx, smtp, settin
 
 async def _run_with_hook(ctx, job_id: str, after_chunks: int, hook) -> str:
     """Run the real pipeline for a job, calling `hook` once `after_chunks` chunks have committed."""
-    original = pipeline._commit_chunk
+    original = pipeline.commit_chunk
     committed = 0
 
     async def counting(*args, **kwargs):
@@ -339,11 +339,11 @@ async def _run_with_hook(ctx, job_id: str, after_chunks: int, hook) -> str:
         if committed == after_chunks:
             await hook()
 
-    pipeline._commit_chunk = counting
+    pipeline.commit_chunk = counting
     try:
         return await pipeline.run_job(ctx, uuid.UUID(job_id))
     finally:
-        pipeline._commit_chunk = original
+        pipeline.commit_chunk = original
 
 
 async def test_cancel_mid_job_stops_at_the_next_chunk_and_keeps_committed_rows(client, ctx, smtp, settings):

@@ -97,8 +97,8 @@ class CsvReader:
     def chunks(self, size: int = 10_000, skip: int = 0) -> Iterator[Chunk]:
         """Yield chunks of up to `size` data rows, after skipping the first `skip` data rows.
 
-        Data rows are the records after the header, blank ones included, so `Chunk.rows_consumed` is a
-        position in the file and `skip=rows_consumed` resumes exactly after it. May raise UnreadableFile
+        Data rows are the records after the header, blank ones included, so `Chunk.rows_processed` is a
+        position in the file and `skip=rows_processed` resumes exactly after it. May raise UnreadableFile
         mid-way (a quoted value that never closes), naming the row.
         """
         if size < 1 or skip < 0:
@@ -126,7 +126,7 @@ class CsvReader:
                     if not chunk.rows:
                         return
                     row += chunk.rows
-                    chunk.rows_consumed = row - header_row
+                    chunk.rows_processed = row - header_row
                     chunk.progress = min(raw.tell() / self.size, 1.0) if self.size else 1.0
                     yield chunk
             except csv.Error as exc:

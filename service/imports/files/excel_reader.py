@@ -116,8 +116,8 @@ class ExcelReader:
             if not chunk.rows:
                 return
             row += chunk.rows
-            chunk.rows_consumed = row - self.header_row
-            chunk.progress = min(chunk.rows_consumed / total, 1.0) if total else 1.0
+            chunk.rows_processed = row - self.header_row
+            chunk.progress = min(chunk.rows_processed / total, 1.0) if total else 1.0
             yield chunk
 
 

@@ -4,11 +4,11 @@ Pure file reading: no database, no HTTP, no broker. The worker drives it:
 
     with open_reader(path, kind, options) as reader:  # UnreadableFile -> job failed, str(exc) as its error
         job.warnings = reader.warnings
-        for chunk in reader.chunks(size=10_000, skip=job.rows_consumed):
-            copy(chunk.valid); save(chunk.errors); job.rows_consumed = chunk.rows_consumed
+        for chunk in reader.chunks(size=10_000, skip=job.rows_processed):
+            copy(chunk.valid); save(chunk.errors); job.rows_processed = chunk.rows_processed
 
 Counting rule, the same for CSV and Excel: a "data row" is any record after the header row, blank ones
-included. `rows_consumed` therefore names a position in the file, and `skip=rows_consumed` resumes exactly
+included. `rows_processed` therefore names a position in the file, and `skip=rows_processed` resumes exactly
 after the last row of that chunk, whatever mix of valid, failed and blank rows came before it.
 """
 

@@ -58,7 +58,9 @@ class RowWarning:
 class Chunk:
     valid: list[ValidRow]
     errors: list[RowError]
-    rows_consumed: int  # data rows consumed since the header, in total: pass as `skip=` to resume after it
+    # Data rows read since the header, in total, blank ones included (the job's rows_processed): pass it as
+    # `skip=` to resume after this chunk.
+    rows_processed: int
     rows: int  # data rows consumed by this chunk, blank ones included
     failed: int  # rows of this chunk with at least one error
     skipped: int  # blank rows of this chunk (and rows a format says are not tasks, such as Todoist's notes)
@@ -241,7 +243,7 @@ def _with_sections(check: Checker, layout: Layout, fail: Callable) -> Checker:
 
 
 def check_rows(lines: Iterator[Sequence[object]], size: int, row: int, check: Checker) -> Chunk:
-    """Check up to `size` rows from `lines`, numbered after `row`. The chunk's `rows_consumed` and
+    """Check up to `size` rows from `lines`, numbered after `row`. The chunk's `rows_processed` and
     `progress` are left for the reader to fill in; `rows` is 0 when `lines` was exhausted."""
     valid: list[ValidRow] = []
     errors: list[RowError] = []

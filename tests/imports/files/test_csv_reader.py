@@ -131,7 +131,7 @@ def test_blank_lines_are_skipped_but_still_count_toward_row_numbers(tmp_path: Pa
         chunks = list(reader.chunks())
     assert [(v[0], v[6]) for v in chunks[0].valid] == [("A", 3)]
     assert messages(chunks[0].errors) == [(7, "priority", "Priority must be from 1 to 5")]
-    assert (chunks[0].rows, chunks[0].skipped, chunks[0].failed, chunks[0].rows_consumed) == (5, 3, 1, 5)
+    assert (chunks[0].rows, chunks[0].skipped, chunks[0].failed, chunks[0].rows_processed) == (5, 3, 1, 5)
 
 
 def test_ragged_rows_short_ones_are_padded_long_ones_are_errors(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def test_resuming_from_any_checkpoint_gives_exactly_the_remaining_rows(tmp_path:
     path = files(tmp_path)[kind]
     # Given a full read in chunks of 4
     full_valid, full_errors, chunks = read_all(path, kind, size=4)
-    assert [c.rows_consumed for c in chunks] == [4, 8, 12, 16, 20, 23]
+    assert [c.rows_processed for c in chunks] == [4, 8, 12, 16, 20, 23]
     assert sum(c.rows for c in chunks) == 23
     assert len(full_valid) + sum(c.failed for c in chunks) + sum(c.skipped for c in chunks) == 23
     # When the import resumes after each checkpoint (and from every other position)
