@@ -22,7 +22,7 @@ from service.errors import BACKEND_DOWN, EXCEPTION_HANDLERS
 from service.http import docs, health, openapi
 from service.http.middleware import RequestContextMiddleware
 from service.http.ratelimit import RateLimiter
-from service.http.routing import shared_paths
+from service.http.routing import API_PREFIX, mount, shared_paths
 from service.imports import routes as imports_routes
 from service.logs import setup_logging
 from service.messages import Dispatcher, make_broker
@@ -90,10 +90,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Hottest first: routes are matched in order.
     routes = shared_paths(
         [
-            *tasks_routes.routes,
+            *mount(
+                API_PREFIX,
+                [*tasks_routes.routes, *accounts_routes.routes, *imports_routes.routes, *metrics_routes.api_routes],
+            ),
             *health.routes,
-            *accounts_routes.routes,
-            *imports_routes.routes,
             *metrics_routes.routes,
             *docs.routes,
             *(notifications_routes.routes if settings.dev_inbox else []),

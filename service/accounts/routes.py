@@ -24,6 +24,7 @@ from service.http.auth import basic_credentials, current_account
 from service.http.bodies import declared_length, media_type, read_form, read_json
 from service.http.clients import client_ip
 from service.http.openapi import Form, operation
+from service.http.routing import API_PREFIX
 from service.json import json_response
 
 
@@ -51,7 +52,7 @@ async def register(request: Request) -> Response:
     await ratelimit.enforce(request, ratelimit.REGISTER, _ip(request))
     data = await read_json(request, RegisterIn, _limit(request))
     account = await service.register(request.state.ctx, data)
-    return json_response(account.public(), status_code=201, headers={"Location": "/api/v1/users/me"})
+    return json_response(account.public(), status_code=201, headers={"Location": f"{API_PREFIX}/users/me"})
 
 
 @operation(
@@ -192,14 +193,14 @@ async def password_reset_confirm(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/users", register, methods=["POST"]),
-    Route("/api/v1/users/activate", activate, methods=["POST"]),
-    Route("/api/v1/users/activation-code", activation_code, methods=["POST"]),
-    Route("/api/v1/users/me", me, methods=["GET"]),
-    Route("/api/v1/users/me", delete_me, methods=["DELETE"]),
-    Route("/api/v1/auth/login", login, methods=["POST"]),
-    Route("/api/v1/auth/refresh", refresh, methods=["POST"]),
-    Route("/api/v1/auth/logout", logout, methods=["POST"]),
-    Route("/api/v1/auth/password-reset", password_reset, methods=["POST"]),
-    Route("/api/v1/auth/password-reset/confirm", password_reset_confirm, methods=["POST"]),
+    Route("/users", register, methods=["POST"]),
+    Route("/users/activate", activate, methods=["POST"]),
+    Route("/users/activation-code", activation_code, methods=["POST"]),
+    Route("/users/me", me, methods=["GET"]),
+    Route("/users/me", delete_me, methods=["DELETE"]),
+    Route("/auth/login", login, methods=["POST"]),
+    Route("/auth/refresh", refresh, methods=["POST"]),
+    Route("/auth/logout", logout, methods=["POST"]),
+    Route("/auth/password-reset", password_reset, methods=["POST"]),
+    Route("/auth/password-reset/confirm", password_reset_confirm, methods=["POST"]),
 ]

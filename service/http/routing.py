@@ -1,4 +1,11 @@
-"""Routes that share a path answer for all of them: a method none serves gets 405 with an `Allow` header
+"""The route table: the API under one prefix, and paths that answer for all their methods.
+
+Every API route is written relative to API_PREFIX, and `mount` puts them under it once, when the table
+is built (a Location names a resource with API_PREFIX too). The table itself stays flat: a Starlette
+Mount would route every API request twice (a router inside the router), a cost on the hottest path
+(GET /tasks) for nothing the API needs from a sub-application.
+
+Routes that share a path answer for all of them: a method none serves gets 405 with an `Allow` header
 naming every method the path serves (RFC 9110), and OPTIONS gets 204 with that same header.
 
 Starlette hands a request whose method matches no route to the first route with the path, whose `Allow`
@@ -15,6 +22,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
+
+API_PREFIX = "/api/v1"
 
 
 class PathRoute(Route):
@@ -33,6 +42,20 @@ class PathRoute(Route):
                 return
             raise HTTPException(status_code=405, headers={"Allow": self.allow})
         await self.app(scope, receive, send)
+
+
+def mount(prefix: str, routes: Sequence[Route]) -> list[Route]:
+    """`routes`, written relative to `prefix`, as routes of their whole path."""
+    return [
+        Route(
+            prefix + route.path,
+            route.endpoint,
+            methods=sorted(route.methods or ()),
+            name=route.name,
+            include_in_schema=route.include_in_schema,
+        )
+        for route in routes
+    ]
 
 
 def shared_paths(routes: Sequence[BaseRoute]) -> list[BaseRoute]:

@@ -213,14 +213,14 @@ async def _server_sent(stream: AsyncIterator[job_events.Event | None]) -> AsyncI
 
 
 routes = [
-    Route("/api/v1/imports", create, methods=["POST"]),
-    Route("/api/v1/imports/preview", preview, methods=["POST"]),
-    Route("/api/v1/imports", list_imports, methods=["GET"]),
-    Route("/api/v1/imports/{id}", get_import, methods=["GET"]),
-    Route("/api/v1/imports/{id}", delete, methods=["DELETE"]),
-    Route("/api/v1/imports/{id}/cancel", cancel, methods=["POST"]),
-    Route("/api/v1/imports/{id}/errors", errors, methods=["GET"]),
-    Route("/api/v1/imports/{id}/errors.csv", errors_csv, methods=["GET"]),
-    Route("/api/v1/imports/{id}/events", events, methods=["GET"]),
-    Route("/api/v1/imports/{id}/deliveries", deliveries, methods=["GET"]),
+    Route("/imports", create, methods=["POST"]),
+    Route("/imports/preview", preview, methods=["POST"]),
+    Route("/imports", list_imports, methods=["GET"]),
+    Route("/imports/{id}", get_import, methods=["GET"]),
+    Route("/imports/{id}", delete, methods=["DELETE"]),
+    Route("/imports/{id}/cancel", cancel, methods=["POST"]),
+    Route("/imports/{id}/errors", errors, methods=["GET"]),
+    Route("/imports/{id}/errors.csv", errors_csv, methods=["GET"]),
+    Route("/imports/{id}/events", events, methods=["GET"]),
+    Route("/imports/{id}/deliveries", deliveries, methods=["GET"]),
 ]

@@ -14,6 +14,7 @@ from service import idempotency, metrics
 from service.context import Context
 from service.db import Queries
 from service.errors import Conflict, NotFound
+from service.http.routing import API_PREFIX
 from service.ids import parse_id
 from service.imports.files import safe_filename
 from service.imports.intake import check_upload, parse_bool, put_upload, sniff_upload, store_down
@@ -26,7 +27,6 @@ from service.storage import StoreUnavailable
 
 Q = Queries("imports")
 TERMINAL = ("completed", "failed", "cancelled")
-LOCATION = "/api/v1/imports/{id}"
 log = logging.getLogger("tasklane.imports")
 
 
@@ -91,7 +91,7 @@ async def create_job(
             preset=options.preset,
         )
         messages.append(process_job(job_id))
-        return idempotency.Outcome.json(202, import_out(row), {"Location": LOCATION.format(id=job_id)})
+        return idempotency.Outcome.json(202, import_out(row), {"Location": f"{API_PREFIX}/imports/{job_id}"})
 
     try:
         outcome = await idempotency.once(ctx, user_id, key, lambda: (upload.sha256 or "").encode(), create)

@@ -64,7 +64,5 @@ async def metrics_text(request: Request) -> Response:
     return Response(prometheus.render(snapshot), media_type=prometheus.CONTENT_TYPE)
 
 
-routes = [
-    Route("/api/v1/metrics", metrics_json, methods=["GET"]),
-    Route("/metrics", metrics_text, methods=["GET"]),
-]
+api_routes = [Route("/metrics", metrics_json, methods=["GET"])]  # mounted under the API prefix
+routes = [Route("/metrics", metrics_text, methods=["GET"])]

@@ -17,6 +17,7 @@ from service.errors import Unprocessable
 from service.http.auth import current_account, token_user_id, unauthorized
 from service.http.bodies import read_json, read_json_object
 from service.http.openapi import operation
+from service.http.routing import API_PREFIX
 from service.json import json_response
 from service.tasks import service
 from service.tasks.schemas import (
@@ -30,7 +31,6 @@ from service.tasks.schemas import (
     TaskQuery,
 )
 
-PREFIX = "/api/v1"
 REPEATABLE = frozenset({"status"})
 
 
@@ -59,7 +59,7 @@ def query_params(query_string: bytes | str) -> dict[str, Any]:
 
 
 def task_location(task: dict[str, Any]) -> str:
-    return f"{PREFIX}/tasks/{task['id']}"
+    return f"{API_PREFIX}/tasks/{task['id']}"
 
 
 def parse_task_query(query_string: bytes) -> TaskQuery:
@@ -185,12 +185,12 @@ async def delete_category(request: Request) -> Response:
 
 
 routes = [
-    Route(f"{PREFIX}/tasks", list_tasks, methods=["GET"]),
-    Route(f"{PREFIX}/tasks", create_task, methods=["POST"]),
-    Route(f"{PREFIX}/tasks/{{id}}", get_task, methods=["GET"]),
-    Route(f"{PREFIX}/tasks/{{id}}", update_task, methods=["PATCH"]),
-    Route(f"{PREFIX}/tasks/{{id}}", delete_task, methods=["DELETE"]),
-    Route(f"{PREFIX}/categories", list_categories, methods=["GET"]),
-    Route(f"{PREFIX}/categories/{{id}}", rename_category, methods=["PATCH"]),
-    Route(f"{PREFIX}/categories/{{id}}", delete_category, methods=["DELETE"]),
+    Route("/tasks", list_tasks, methods=["GET"]),
+    Route("/tasks", create_task, methods=["POST"]),
+    Route("/tasks/{id}", get_task, methods=["GET"]),
+    Route("/tasks/{id}", update_task, methods=["PATCH"]),
+    Route("/tasks/{id}", delete_task, methods=["DELETE"]),
+    Route("/categories", list_categories, methods=["GET"]),
+    Route("/categories/{id}", rename_category, methods=["PATCH"]),
+    Route("/categories/{id}", delete_category, methods=["DELETE"]),
 ]
