@@ -12,17 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from service.imports.files.cells import as_text
+from service.imports.files.dates import DateDecision, date_converter, decide_date_orders
 from service.imports.files.headers import HeaderMatch, Options, find_header, normalise
 from service.imports.files.presets import Preset
-from service.imports.files.values import (
-    Converter,
-    DateDecision,
-    StatusKind,
-    date_converter,
-    decide_date_orders,
-    priority_converter,
-    status_converter,
-)
+from service.imports.files.values import Converter, StatusKind, priority_converter, status_converter
 
 SAMPLE_ROWS = 2_000  # data rows after the header that slash-date decisions are made from
 # Headers of columns whose dates also tell how the file writes dates (Created, Start Date, Updated...).

@@ -1,7 +1,7 @@
 """The export formats of the task tools people leave, recognised by their header row.
 
 A preset says which of the tool's columns hold which task field, and the words and date habits of that
-tool that the shared rules (`values.py`) do not already know. `detect` finds the preset whose signature
+tool that the shared rules (`values.py`, `dates.py`) do not already know. `detect` finds the preset whose signature
 columns a header row has; a client can also name one with the `preset` form field.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from service.imports.files.values import Order
+from service.imports.files.dates import Order
 
 
 @dataclass(frozen=True)

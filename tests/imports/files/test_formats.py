@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from service.imports.files import MappingError, Options, UnreadableFile, open_reader
-from service.imports.files.values import DATE_MESSAGE, Lenient, date_converter, priority_converter, status_converter
+from service.imports.files.dates import date_converter
+from service.imports.files.values import DATE_MESSAGE, Lenient, priority_converter, status_converter
 from tests.imports.helpers import messages, read_all, write_bytes, write_csv, write_xlsx
 
 
