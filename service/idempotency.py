@@ -17,13 +17,14 @@ Use, inside the caller's transaction (PostgreSQL READ COMMITTED, the default):
     return outcome
 
 `run_once` does exactly that around an action, and `once` is the whole flow every creating endpoint
-uses: with the request's `Key` (or none), the canonical form of what was sent, and the action. The
-claim inserts the key row first: a concurrent
-request with the same key blocks on its primary key until the first commits (then replays its
-response) or rolls back (then does the work itself), so N identical concurrent requests do the work
-once. An upload that must not hold a transaction open while it streams can compute its fingerprint
-from the streamed bytes first, then claim/work/store in one short transaction; a claim committed
-without a stored response (status NULL) answers 409 to others until it is stored.
+uses: with the request's `Key` (or none), the canonical form of what was sent, and the action.
+
+The claim inserts the key row first: a concurrent request with the same key blocks on its primary key
+until the first commits (then replays its response) or rolls back (then does the work itself), so N
+identical concurrent requests do the work once. An upload that must not hold a transaction open while
+it streams can compute its fingerprint from the streamed bytes first, then claim/work/store in one
+short transaction; a claim committed without a stored response (status NULL) answers 409 to others
+until it is stored.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Time-ordered UUIDs (version 7, RFC 9562) for rows written in bulk.
+"""Ids: time-ordered UUIDs (version 7, RFC 9562) for rows written in bulk, and ids read from a path.
 
 Random (v4) keys scatter a million inserted rows across every page of the primary key and of each
 (..., id) index; v7 keys grow with time, so a bulk insert appends to a few hot pages instead (fewer

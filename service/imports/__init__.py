@@ -2,8 +2,11 @@
 
 - `routes`: the HTTP endpoints (thin); `schemas`: their query strings and bodies; `uploads`: streaming a
   multipart upload to disk.
-- `service`: what the endpoints call (create from an upload, read, list, cancel, delete, errors, events).
-- `pipeline`: the worker's loop over a job's file, chunk by chunk, resumable after any stop.
+- `service`: a job's life (created from an upload, read, cancelled, deleted, ended); `intake`: what happens
+  to an upload before it is a job (its kind, the checks, the preview, the upload store); `listing`: the
+  jobs and a job's errors in keyset pages, and errors.csv; `events`: a job's progress as a stream.
+- `pipeline`: the worker's loop over a job's file, resumable after any stop; `chunks`: one chunk and the
+  transaction that commits it with its checkpoint; `threads`: the reader's daemon threads.
 - `files/`: the file side, pure (no database, HTTP or broker): sniffing, the CSV and Excel readers and
-  their guards, header matching, row rules, errors.csv lines.
+  their guards, header matching, value and date rules, errors.csv lines.
 """

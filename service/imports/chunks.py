@@ -52,11 +52,13 @@ class LeaseLost(Exception):
 
 
 class CancelRequested(Exception):
-    pass
+    """The user asked the job to stop: it ends 'cancelled' at this chunk boundary."""
 
 
 @dataclass(frozen=True)
 class Totals:
+    """A job's counters once a chunk has committed: what its checkpoint row holds."""
+
     seq: int = 0
     rows_processed: int = 0
     rows_imported: int = 0
@@ -193,10 +195,14 @@ async def _write(
 
 async def guard(conn: asyncpg.Connection, job_id: UUID, lease: UUID) -> None:
     """LeaseLost unless the job is still this worker's; CancelRequested when a cancel was asked."""
-    guard = await run(conn, "fetchrow", Q.chunk_guard, {"id": job_id, "lease_id": lease})
-    if guard is None or not guard["owned"]:
-        raise LeaseLost("deleted" if guard is None else "taken over by another worker")
-    if guard["cancel_requested"]:
+    check_guard(await run(conn, "fetchrow", Q.chunk_guard, {"id": job_id, "lease_id": lease}))
+
+
+def check_guard(row: asyncpg.Record | None) -> None:
+    """What a chunk-guard row says: LeaseLost, CancelRequested, or (nothing raised) go on."""
+    if row is None or not row["owned"]:
+        raise LeaseLost("deleted" if row is None else "taken over by another worker")
+    if row["cancel_requested"]:
         raise CancelRequested
 
 

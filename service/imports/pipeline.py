@@ -33,7 +33,7 @@ import asyncpg
 from service import metrics
 from service.context import Context
 from service.db import Queries
-from service.imports.chunks import CancelRequested, LeaseLost, Totals, commit_chunk, settle, storable
+from service.imports.chunks import CancelRequested, LeaseLost, Totals, check_guard, commit_chunk, settle, storable
 from service.imports.files import ImportFileError, Options, UnreadableFile, open_reader
 from service.imports.service import announce_end, process_job, remove_upload
 from service.imports.threads import close_once_open, in_daemon_thread, ready_unless
@@ -136,11 +136,7 @@ async def _fetch(ctx: Context, job: asyncpg.Record, lease: UUID) -> LocalCopy | 
         # Waited in a thread on the stop event: a worker asked to stop never waits out a long backoff.
         await asyncio.to_thread(stopping.wait, delay)
         delay = min(delay * 2, STORE_BACKOFF_MAX)
-        guard = await ctx.db.fetch_one(Q.chunk_guard, id=job["id"], lease_id=lease)
-        if guard is None or not guard["owned"]:
-            raise LeaseLost("deleted" if guard is None else "taken over by another worker")
-        if guard["cancel_requested"]:
-            raise CancelRequested
+        check_guard(await ctx.db.fetch_one(Q.chunk_guard, id=job["id"], lease_id=lease))
         if stopping.is_set():
             return None
 
