@@ -6,6 +6,7 @@ import asyncio
 import csv
 import dataclasses
 import io
+import threading
 import time
 import uuid
 from typing import Any
@@ -408,25 +409,29 @@ async def test_a_stopping_worker_hands_the_job_back_and_another_finishes_it(clie
 async def test_a_worker_stopped_while_its_reader_opens_the_file_hands_the_job_back_without_waiting(
     client, ctx, smtp, monkeypatch
 ):
-    # Opening a big workbook takes seconds: the stop must not wait for it.
+    # Opening a big workbook takes seconds: the stop must not wait for it. Here the reader stays inside
+    # open_reader until the test lets it go.
     headers = await user(client, ctx, smtp)
     job = (await upload(client, headers, csv_rows(3_000))).json()
     opened = pipeline.open_reader
+    opening, let_go = threading.Event(), threading.Event()
 
     def slow_open(*args: Any) -> Any:
-        time.sleep(3)
+        opening.set()
+        let_go.wait(60)
         return opened(*args)
 
     monkeypatch.setattr(pipeline, "open_reader", slow_open)
     run = asyncio.create_task(pipeline.run_job(ctx, uuid.UUID(job["id"])))
-    await asyncio.sleep(0.3)
-    pipeline.stopping.set()
-    started = time.monotonic()
     try:
-        assert await run == "released"
+        assert await asyncio.to_thread(opening.wait, 30), "the reader never started"
+        pipeline.stopping.set()
+        # The job is handed back while the reader is still opening the file
+        assert await asyncio.wait_for(run, 30) == "released"
+        assert not let_go.is_set()
     finally:
         pipeline.stopping.clear()
-    assert time.monotonic() - started < 1
+        let_go.set()
     assert await db_value(ctx, "SELECT (status, lease_id) FROM import_jobs") == ("queued", None)
     monkeypatch.setattr(pipeline, "open_reader", opened)
     assert await pipeline.run_job(ctx, uuid.UUID(job["id"])) == "completed"
