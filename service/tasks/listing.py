@@ -1,9 +1,10 @@
-"""GET /tasks: the list query for a combination of filters and sort, and its keyset cursor.
+"""GET /tasks: the list statements for a combination of filters and sort, and its keyset cursor.
 
-The statement is assembled from the fixed fragments of `sql/queries/tasks.sql` (one per filter, sort
-and direction), never from request text, and compiled once per combination. Each combination is then a
-plain `user_id = $1 AND <filters> AND (key, id) > ($k, $id) ORDER BY key, id LIMIT n` that a
-(user_id, key, id) index answers without sorting; see the migration for the indexes.
+Statements are assembled from the fixed fragments of `sql/queries/tasks.sql` (one per filter, sort and
+direction), never from request text, and compiled once per combination. Each is a form of
+`user_id = $1 AND <filters> AND (key, id) > ($k, $id) ORDER BY key, id LIMIT n`, read in order from
+the sort's (user_id, key, id) index; filters that may keep few tasks are read through a bounded window
+of it first (see "Windows" below, and migration 0010 for the indexes).
 
 Order is total: (sort key, id). A task without due date has the key 'infinity' (last when ascending,
 first when descending). The cursor carries the last row's (key, id), so a page starts strictly after
@@ -68,6 +69,10 @@ class SortKey:
     to_json: Any  # row -> JSON-able key value for the cursor
     from_json: Any  # cursor value -> query parameter (ValueError when malformed)
 
+    def param(self, row: asyncpg.Record) -> Any:
+        """A row's key as a query parameter (to read on after that row)."""
+        return self.from_json(self.to_json(row))
+
 
 SORT_KEYS = {
     "created_at": SortKey("sort_created_at", _created_to_json, _created_from_json),
@@ -80,50 +85,200 @@ SORT_KEYS = {
 #
 # Plans. asyncpg runs every statement as a prepared statement, and after five executions PostgreSQL
 # may settle on one generic plan, made without the parameter values:
-# - With no filter, or status/category/overdue filters only, the best plan never depends on the
-#   values (an index on (user_id, [status|category_id,] sort key, id) gives rows in order), so a generic
-#   plan is welcome: it saves planning, ~100 us of database CPU per request. `LIMIT $n` would prevent
-#   it (a generic plan assumes it fetches 10% of the rows), so these statements say `LIMIT <literal>`,
-#   rounded up to one of FETCH_SIZES (a fixed tuple, never text from the request).
-# - With q, due_before or due_after the best plan depends on the values (trigram index vs sort index
-#   for a rare vs common word; due-date range vs sort index for a narrow vs wide range), and a generic
-#   plan chosen for one value can take a second for another (measured on 1M tasks). These statements
-#   are planned on every execution with their values (Query.custom_plan).
+# - A list with no filter, or read through a window (below), is answered the same way whatever the
+#   values (the sort's index gives rows in order), so a generic plan is welcome: it saves planning,
+#   ~100 us of database CPU per request. `LIMIT $n` would prevent it (a generic plan assumes it fetches
+#   10% of the rows), so these statements say `LIMIT <literal>`, rounded up to one of FETCH_SIZES (a
+#   fixed tuple, never text from the request).
+# - With due_before or due_after alone, and for the matches that a window could not find, the best plan
+#   depends on the values (due date range vs sort index for a narrow vs wide range; a small vs large
+#   category), and a generic plan chosen for one value can take a second for another (measured on 1M
+#   tasks). These statements are planned on every execution with their values (Query.custom_plan).
+#
+# Windows. Status, category and q filters may keep 50% of a user's tasks or 0.01%: reading the sort's
+# index in order finds a page fast for the former, collecting the matches from the filter's own index
+# (tasks_category, tasks_user_words: migration 0010) then sorting them is fast for the latter, neither
+# in between, and PostgreSQL's planner cannot tell where a filter stands (it took a word in 0.1% of 1M
+# tasks for 1% and read the due date index for it: 250 ms). So such a list first reads a window of the
+# sort's index, a bounded number of rows in order (list-tasks-window), and collects the matches only
+# when the window holds too few for the page; the filter is then rare, and collecting them cheap.
+# - Status, category and due date are in the sort indexes, so the window is read from the index alone:
+#   WINDOW_PER_ROW rows per row of the page (52,500 for a page of 20; ~0.1 us each).
+# - q needs the table (~1-5 us a row, more when it is not cached), so a search first reads a window of
+#   PROBE_PER_ROW rows per row of the page (only rows that pass the other filters are read from the
+#   table). If that holds too few matches, a second window is read on from there, sized from the rate of
+#   matches found (next_window); unless that rate says the matches are rare (a word in under ~0.3% of
+#   tasks), and then collecting them costs less.
+# Measured at 1M tasks: tests/perf/bench_lists (figures in README.md).
 FETCH_SIZES = (6, 11, 21, 26, 51, 101)
-VALUE_DEPENDENT = frozenset({"filter_q", "filter_due_before", "filter_due_after"})
+# Rows per row of the page: of a window read from the index alone; at most of the table in a search's
+# windows; of a search's first window.
+WINDOW_PER_ROW = 2500
+WINDOW_PER_ROW_READING_TABLE = 250
+PROBE_PER_ROW = 25
+VALUE_DEPENDENT = frozenset({"filter_due_before", "filter_due_after"})
+WINDOWED = frozenset({"filter_status", "filter_statuses", "filter_category", "filter_q"})
+# For a due date sort, the due date filters are where the window starts and ends in the index.
+DUE_BOUNDS = {"filter_due_before": "filter_due_before", "filter_due_after": "filter_due_after",
+              "filter_overdue": "bound_overdue"}  # fmt: skip
 
 
 def fetch_size(limit: int) -> int:
     return next(size for size in FETCH_SIZES if size > limit)
 
 
-@cache
-def list_query(sort: str, filters: frozenset[str], after: bool, fetch: int | None) -> Query:
-    """The statement for a sort (`-` prefix: descending), a set of filter-* fragment names, whether a
-    cursor is given, and a literal fetch size (one of FETCH_SIZES) or None for a `:limit` parameter:
-    a bounded set of statements (6 sorts x 3 x 2^6 filter sets x 2 x 7 limits at most)."""
+def _check_fetch(fetch: int | None) -> None:
     if fetch is not None and fetch not in FETCH_SIZES:
         raise ValueError(f"fetch size {fetch} is not one of {FETCH_SIZES}")
+
+
+def _assemble(template: str, sort: str, filters: frozenset[str], after: bool, **parts: str) -> str:
+    """A template with the sort's fragments and the filters' (by name, from the SQL file only)."""
     descending = sort.startswith("-")
-    key = Q.text(SORT_KEYS[sort.lstrip("-")].fragment)
-    order = f"{key} DESC, t.id DESC" if descending else f"{key}, t.id"
-    where = " ".join(Q.text(name) for name in sorted(filters))
-    keyset = Q.text("after_desc" if descending else "after_asc").replace("{key}", key) if after else ""
-    text = (
-        Q.text("list_tasks")
-        .replace("{filters}", where)
-        .replace("{after}", keyset)
-        .replace("{order}", order)
-        .replace("{limit}", ":limit" if fetch is None else str(fetch))
+    direction = " DESC" if descending else ""
+    matches = template == "list_tasks_matches"
+
+    def order(alias: str) -> str:
+        return f"{alias}.key{direction}, {alias}.id{direction}"
+
+    fields = {
+        "source": parts.pop("source", ""),
+        "item": Q.text("task_item"),
+        "filters": " ".join(Q.text(name) for name in sorted(filters)),
+        "words_anywhere": Q.text("words_anywhere"),
+        "words_match": Q.text("words_match"),
+        "after": Q.text(("after_desc" if descending else "after_asc") + ("_matches" if matches else ""))
+        if after
+        else "",
+        "order": f"{{key}}{direction}, t.id{direction}",
+        "window_order": order("s"),
+        "page_order": order("w" if template == "list_tasks_window" else "m"),
+        **parts,
+    }
+    text = Q.text(template)
+    for name, value in fields.items():
+        text = text.replace(f"{{{name}}}", value)
+    return text.replace("{key}", Q.text(SORT_KEYS[sort.lstrip("-")].fragment))
+
+
+def _name(kind: str, sort: str, filters: frozenset[str], after: bool, fetch: int | None) -> str:
+    return f"{kind}[{sort},{','.join(sorted(filters))},{after},{fetch}]"
+
+
+@cache
+def list_query(sort: str, filters: frozenset[str], after: bool, fetch: int | None) -> Query:
+    """The plain statement for a sort (`-` prefix: descending), a set of filter-* fragment names, whether
+    a cursor is given, and a literal fetch size (one of FETCH_SIZES) or None for a `:limit` parameter
+    (then planned with its values): a bounded set of statements."""
+    _check_fetch(fetch)
+    text = _assemble("list_tasks", sort, filters, after, limit=":limit" if fetch is None else str(fetch))
+    return compose(_name("list_tasks", sort, filters, after, fetch), text, custom_plan=fetch is None)
+
+
+@cache
+def window_query(sort: str, filters: frozenset[str], after: bool, fetch: int, window: int) -> Query:
+    """list-tasks-window for these filters: `fetch` matches at most, out of `window` rows."""
+    _check_fetch(fetch)
+    bounds = {name: DUE_BOUNDS[name] for name in filters & DUE_BOUNDS.keys()} if sort.lstrip("-") == "due_date" else {}
+    tested = filters - {name for name in bounds if name != "filter_overdue"}
+    if "filter_q" not in filters:
+        source = "window_in_index"
+    elif tested - {"filter_q"}:
+        source = "window_in_index_then_table"
+    else:
+        source = "window_in_table"
+    text = _assemble(
+        "list_tasks_window",
+        sort,
+        tested - {"filter_q"},
+        after,
+        source=Q.text(source).replace("{words}", Q.text("filter_q")),
+        bounds=" ".join(Q.text(fragment) for _, fragment in sorted(bounds.items())),
+        window=str(window),
+        fetch=str(fetch + 1),  # room for the window's last row
     )
-    name = f"list_tasks[{sort},{','.join(sorted(filters))},{after},{fetch}]"
-    return compose(name, text, custom_plan=bool(filters & VALUE_DEPENDENT))
+    return compose(_name("list_tasks_window", sort, filters, after, fetch) + f"[{window}]", text)
 
 
-def search_pattern(text: str) -> str:
-    """An ILIKE pattern matching `text` anywhere, its own % and _ (and the escape \\) taken literally."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def next_window(limit: int, probe: int, hits: int, passed: int) -> int | None:
+    """The size of the window a search reads on with, after a first one of `probe` rows in which `passed`
+    rows passed the filters other than q and `hits` matched q too; None when the matches are better
+    collected. From the rate of matches found (one more than found, so a window with none still tells
+    something of how rare they are), the window is made to hold 1.5 times the matches still needed, of
+    a fixed set of sizes, and must read at most WINDOW_PER_ROW rows and WINDOW_PER_ROW_READING_TABLE of
+    the table per row of the page (beyond, collecting the matches costs less)."""
+    fetch = fetch_size(limit)
+    table_rows = 1.5 * (limit + 1 - hits) * max(passed, 1) / (hits + 1)  # rows read from the table
+    rows = table_rows * probe / max(passed, 1)
+    bound = WINDOW_PER_ROW_READING_TABLE * fetch
+    fits = [size for size in window_sizes(fetch) if size >= rows and size * passed <= bound * probe]
+    return fits[0] if fits else None
+
+
+def window_sizes(fetch: int) -> list[int]:
+    """The sizes a search's second window may have (a fixed set: each is a statement of its own)."""
+    sizes = {WINDOW_PER_ROW_READING_TABLE * fetch, WINDOW_PER_ROW * fetch}
+    size = PROBE_PER_ROW * fetch
+    while size < WINDOW_PER_ROW * fetch:
+        size *= 2
+        sizes.add(min(size, WINDOW_PER_ROW * fetch))
+    return sorted(sizes)
+
+
+@cache
+def matches_query(sort: str, filters: frozenset[str], after: bool) -> Query:
+    """list-tasks-matches: every match of a search collected through the search index, then sorted."""
+    text = _assemble("list_tasks_matches", sort, filters, after, limit=":limit")
+    return compose(_name("list_tasks_matches", sort, filters, after, None), text, custom_plan=True)
+
+
+# What a window's filters become when the matches are collected: planned with the values (the category
+# by its id, whose share of the table the planner knows), in a form the filter's index answers.
+FINISHING = {"filter_category": "filter_category_id", "filter_q": "filter_q_indexed"}
+
+
+@dataclass(frozen=True)
+class Statements:
+    """What answers one page: `first`; when `first` reads a window, what finishes the page if the window
+    holds too few matches: for a search, a larger window read on from the last row of the first (`then`,
+    of the size next_window says), and `rest`, planned with the values."""
+
+    first: Query
+    rest: Query | None = None
+    sort: str = ""
+    filters: frozenset[str] = frozenset()
+    fetch: int = 0
+    probe: int = 0  # rows of a search's first window (0: no second window)
+
+    def then(self, size: int) -> Query:
+        return window_query(self.sort, self.filters, True, self.fetch, size)
+
+
+def _statements(sort: str, filters: frozenset[str], after: bool, limit: int) -> Statements:
+    fetch = fetch_size(limit)
+    if not filters & WINDOWED:
+        return Statements(list_query(sort, filters, after, None if filters & VALUE_DEPENDENT else fetch))
+    finishing = frozenset(FINISHING.get(name, name) for name in filters)
+    if "filter_q" not in filters:
+        window = window_query(sort, filters, after, fetch, WINDOW_PER_ROW * fetch)
+        return Statements(window, rest=list_query(sort, finishing, after, None))
+    probe = PROBE_PER_ROW * fetch
+    return Statements(
+        window_query(sort, filters, after, fetch, probe),
+        rest=matches_query(sort, finishing, after),
+        sort=sort,
+        filters=filters,
+        fetch=fetch,
+        probe=probe,
+    )
+
+
+@dataclass(frozen=True)
+class Words:
+    """The words of a `q` as the search index holds them (sql/queries/tasks.sql, search-words)."""
+
+    query: str | None  # a tsquery; None when q has no word at all (nothing can match)
+    patterns: list[str]
 
 
 @dataclass(frozen=True)
@@ -131,9 +286,10 @@ class Shape:
     """What a listing needs that depends on the query string alone (cached per distinct TaskQuery)."""
 
     sort_key: SortKey
-    first_page: Query
-    next_page: Query
-    params: dict[str, Any]  # filter values; user_id and the cursor's key are added per request
+    filters: frozenset[str]  # names of the filter-* fragments
+    first_page: Statements
+    next_page: Statements
+    params: dict[str, Any]  # filter values; user_id, the words of q and the cursor's key are added per request
     scope: bytes  # digest of sort and filters, to which a cursor is bound (with the user)
 
 
@@ -155,7 +311,7 @@ def _shape(
     limit: int,
 ) -> Shape:
     filters: set[str] = set()
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = {"limit": limit + 1}
     statuses = sorted(set(status))
     if len(statuses) == 3:  # all three is no filter at all
         statuses = []
@@ -170,7 +326,6 @@ def _shape(
         params["category"] = category
     if q is not None:
         filters.add("filter_q")
-        params["pattern"] = search_pattern(q)
     if due_before is not None:
         filters.add("filter_due_before")
         params["due_before"] = due_before
@@ -180,17 +335,13 @@ def _shape(
     if overdue is not None:
         filters.add("filter_overdue" if overdue else "filter_not_overdue")
     chosen = frozenset(filters)
-    fetch: int | None = None
-    if chosen & VALUE_DEPENDENT:
-        params["limit"] = limit + 1
-    else:
-        fetch = fetch_size(limit)
     # The page size is not part of the scope: a client may change it from page to page.
     scope = orjson.dumps([sort, statuses, (category or "").lower(), q, due_before, due_after, overdue])
     return Shape(
         sort_key=SORT_KEYS[sort.lstrip("-")],
-        first_page=list_query(sort, chosen, False, fetch),
-        next_page=list_query(sort, chosen, True, fetch),
+        filters=chosen,
+        first_page=_statements(sort, chosen, False, limit),
+        next_page=_statements(sort, chosen, True, limit),
         params=params,
         scope=hashlib.blake2b(scope, digest_size=16).digest(),
     )
@@ -198,16 +349,19 @@ def _shape(
 
 @dataclass(frozen=True)
 class Plan:
-    query: Query
+    statements: Statements
     params: dict[str, Any]
     scope: bytes  # what a cursor of this listing is bound to: user, sort and filters
     sort_key: SortKey
 
 
-def plan(secret: str, user_id: UUID, query: TaskQuery) -> Plan:
-    """The statement and parameters answering `query` for `user_id`; InvalidCursor for a bad cursor."""
+def plan(secret: str, user_id: UUID, query: TaskQuery, words: Words | None = None) -> Plan:
+    """The statements and parameters answering `query` for `user_id` (`words`: those of query.q, from
+    search-words); InvalidCursor for a bad cursor."""
     found = shape(query)
     params = {**found.params, "user_id": user_id}
+    if words is not None:
+        params["words"], params["patterns"] = words.query, words.patterns
     scope = user_id.bytes + found.scope
     if query.cursor is None:
         return Plan(found.first_page, params, scope, found.sort_key)

@@ -131,7 +131,13 @@ class TaskQuery(Strict):
     q: Annotated[
         str | None,
         PlainValidator(_search),
-        _text_schema(SEARCH_MAX, rules.NO_NUL, "Substring of title/description"),
+        _text_schema(
+            SEARCH_MAX,
+            rules.NO_NUL,
+            "Words to search for: a task matches when each word begins a word of its title or description, "
+            "ignoring case and accents (`plumb` finds 'Plumber', `resume` finds 'Résumé'). Punctuation "
+            "separates words; a q without letters or digits matches no task.",
+        ),
     ] = None
     due_before: Annotated[
         date | None,

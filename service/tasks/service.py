@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 
 from service.context import Context
-from service.db import Queries
+from service.db import Queries, Query
 from service.errors import Conflict, NotFound
 from service.ids import parse_id
 from service.tasks import listing
@@ -117,12 +117,68 @@ async def delete_task(ctx: Context, user_id: UUID, task_id: str) -> None:
         raise TaskNotFound("No task with this id")
 
 
+async def search_words(ctx: Context, q: str) -> listing.Words:
+    """The words of a search as the search index holds them; computed by PostgreSQL (its parser and
+    dictionaries define them) once per distinct q and process, as pages of one search all ask again."""
+    words = _words.get(q)
+    if words is None:
+        row = await ctx.db.fetch_one(Q.search_words, q=q)
+        words = listing.Words(row["query"], list(row["patterns"]))
+        if len(_words) >= WORDS_CACHED:
+            del _words[next(iter(_words))]  # the oldest
+        _words[q] = words
+    return words
+
+
+WORDS_CACHED = 1024
+_words: dict[str, listing.Words] = {}
+
+
+def _window_ended(rows: list[asyncpg.Record]) -> bool:
+    return bool(rows) and rows[-1]["last"]
+
+
+async def _window(ctx: Context, query: Query, params: dict[str, Any]) -> list[asyncpg.Record]:
+    """The rows of a window, read in the order of the sort's index (see read-in-index-order)."""
+    async with ctx.db.transaction():
+        await ctx.db.execute(Q.read_in_index_order)
+        return await ctx.db.fetch_all(query, **params)
+
+
+async def _page_rows(ctx: Context, plan: listing.Plan, limit: int) -> list[asyncpg.Record]:
+    """The rows of a page (and the one after it, if any) by the plan's statements: see listing.Statements."""
+    statements = plan.statements
+    if statements.rest is None:
+        return await ctx.db.fetch_all(statements.first, **plan.params)
+    rows = await _window(ctx, statements.first, plan.params)
+    hits = [row for row in rows if row["hit"]]
+    if len(hits) > limit or not _window_ended(rows):
+        return hits
+    size = statements.probe and listing.next_window(limit, statements.probe, len(hits), rows[-1]["passed"])
+    if size:
+        # Matches common enough to read on in order, from the first window's last row.
+        last = rows[-1]
+        after = {"after_key": plan.sort_key.param(last), "after_id": last["id"]}
+        rows = await _window(ctx, statements.then(size), {**plan.params, **after})
+        hits += [row for row in rows if row["hit"]]
+        if len(hits) > limit or not _window_ended(rows):
+            return hits
+    # Too rare a filter to read on: collect its matches (from the cursor the client gave).
+    params = plan.params
+    if "category" in params:
+        params = {**params, "category_id": await ctx.db.fetch_val(Q.category_id, **params)}
+        if params["category_id"] is None:
+            return []
+    return await ctx.db.fetch_all(statements.rest, **params)
+
+
 async def list_tasks(ctx: Context, user_id: UUID, query: TaskQuery) -> dict[str, Any] | None:
     """One page of the user's tasks as {items, next_cursor}; None when the account is gone or inactive
     (checked by the list query itself: a page of tasks costs one round trip, authentication included)."""
     secret = ctx.settings.secret_key
-    plan = listing.plan(secret, user_id, query)
-    rows = await ctx.db.fetch_all(plan.query, **plan.params)
+    words = await search_words(ctx, query.q) if query.q is not None else None
+    plan = listing.plan(secret, user_id, query, words)
+    rows = [] if words is not None and words.query is None else await _page_rows(ctx, plan, query.limit)
     if not rows:
         if not await ctx.db.fetch_val(Q.account_is_active, user_id=user_id):
             return None

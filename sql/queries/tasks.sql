@@ -93,9 +93,10 @@ LEFT JOIN categories c ON c.id = t.category_id;
 DELETE FROM tasks WHERE id = :id AND user_id = :user_id RETURNING id;
 
 -- name: list-categories
--- Returns the user's categories, by name, each with the number of its tasks.
+-- Returns the user's categories, by name, each with the number of its tasks (counted from tasks_category
+-- alone: a category id is only ever set on its owner's tasks, see migration 0007).
 SELECT c.id, c.name, c.created_at,
-       (SELECT count(*) FROM tasks t WHERE t.user_id = c.user_id AND t.category_id = c.id) AS task_count
+       (SELECT count(*) FROM tasks t WHERE t.category_id = c.id) AS task_count
 FROM categories c
 WHERE c.user_id = :user_id
 ORDER BY lower(c.name), c.id;
@@ -107,7 +108,7 @@ WITH category AS (
     UPDATE categories SET name = :name WHERE id = :id AND user_id = :user_id RETURNING id, user_id, name, created_at
 )
 SELECT c.id, c.name, c.created_at,
-       (SELECT count(*) FROM tasks t WHERE t.user_id = c.user_id AND t.category_id = c.id) AS task_count
+       (SELECT count(*) FROM tasks t WHERE t.category_id = c.id) AS task_count
 FROM category c;
 
 -- name: delete-category
@@ -115,29 +116,18 @@ FROM category c;
 -- (their category_id names a row that is gone: see migration 0007).
 DELETE FROM categories WHERE id = :id AND user_id = :user_id RETURNING id;
 
--- The task list is assembled (service/tasks/listing.py) from the template `list-tasks` and the
--- fragments below, chosen from this fixed set by which filters and sort the request uses; every value
--- is a parameter. {key} is the sort key of the chosen `sort-*` fragment; {limit} is :limit, or one of
--- the fixed sizes of listing.FETCH_SIZES when a generic plan is safe (see listing.py).
+-- The task list is assembled (service/tasks/listing.py) from the templates `list-tasks`, `list-tasks-window`
+-- and `list-tasks-matches` and the fragments below, chosen from this fixed set by which filters and sort
+-- the request uses; every value is a parameter. {key} is the sort key of the chosen `sort-*` fragment,
+-- {order} the sort (`{key}, t.id`, either direction); {limit}, {fetch} and {window} are :limit or
+-- numbers from a fixed set (see listing.py); {item} is `task-item`.
 
 -- name: list-tasks
 -- Returns one page of the user's tasks, sorted by {order}: each task already rendered as its JSON
--- object (`item`, the fields and format of a task everywhere else), with the keys a cursor needs.
--- PostgreSQL renders it in C: decoding ten typed columns per row into Python objects and serialising
--- them again took ~35 us of the web process's CPU per page of 20. Timestamps are written as orjson
--- writes them elsewhere, UTC with 6 fractional digits (PostgreSQL's own JSON would drop trailing
--- zeros; orjson drops a fraction of exactly zero, the same instant either way). Returns nothing when the account is gone or inactive: the EXISTS is a one-time
--- filter that spares the hot path a separate account lookup (an empty page is told apart from that
--- by account-is-active).
-SELECT (SELECT row_to_json(item) FROM (
-            SELECT t.id, t.title, t.description, t.status, t.priority, t.due_date, c.name AS category,
-                   to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS created_at,
-                   to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS updated_at,
-                   -- Only while the import exists (migration 0007); tasks created by hand skip the lookup.
-                   CASE WHEN t.import_id IS NOT NULL THEN (SELECT j.id FROM import_jobs j WHERE j.id = t.import_id)
-                   END AS import_id
-        ) item)::text AS item,
-       t.id, t.created_at, t.due_date, t.priority
+-- object (`item`), with the keys a cursor needs. Returns nothing when the account is gone or inactive:
+-- the EXISTS is a one-time filter that spares the hot path a separate account lookup (an empty page is
+-- told apart from that by account-is-active).
+SELECT {item}, t.id, t.created_at, t.due_date, t.priority
 FROM tasks t
 LEFT JOIN categories c ON c.id = t.category_id
 WHERE t.user_id = :user_id
@@ -146,9 +136,113 @@ WHERE t.user_id = :user_id
 ORDER BY {order}
 LIMIT {limit};
 
+-- name: list-tasks-window
+-- As list-tasks, for filters that may match many or few tasks (status, category, q): reads at most
+-- {window} of the user's tasks in the sort's order from its index (from the cursor on, and within the
+-- due date {bounds} when sorting by due date), and returns those that match (`hit`), up to {fetch} rows,
+-- with the {window}-th row whatever it is (`last`, which also tells how many rows `passed` the filters
+-- other than q): that one tells that the window was used up before a page was found (listing.py says
+-- what comes next). Stops reading once {fetch} rows are found. The window's rows come from {source};
+-- those returned are then read by id.
+SELECT {item}, t.id, t.created_at, t.due_date, t.priority, w.hit, w.n = {window} AS last, w.passed
+FROM (
+    SELECT s.id, s.key, s.hit, row_number() OVER win AS n, count(*) FILTER (WHERE s.passed) OVER win AS passed
+    FROM ({source}) s
+    WINDOW win AS (ORDER BY {window_order})
+) w
+JOIN tasks t ON t.id = w.id
+LEFT JOIN categories c ON c.id = t.category_id
+WHERE (w.hit OR w.n = {window})
+  AND EXISTS (SELECT 1 FROM accounts a WHERE a.id = :user_id AND a.is_active)
+ORDER BY {page_order}
+LIMIT {fetch};
+
+-- name: read-in-index-order
+-- Run before list-tasks-window, in its transaction: the planner may not sort nor gather rows by bitmap,
+-- so it reads a window in the order of the sort's index, as it must to stop early. Its estimates of a
+-- user's tasks (how many, how many after a cursor) can be 1000x off, and for one with fewer tasks than
+-- the window it would read them all and sort them: for a user with a million, a million.
+SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off;
+
+-- name: window-in-index
+-- The rows of a window, tested from the sort's index alone (it includes status, category and due date).
+SELECT t.id, {key} AS key, (true {filters}) AS hit, true AS passed
+FROM tasks t
+WHERE t.user_id = :user_id {bounds} {after}
+ORDER BY {order}
+LIMIT {window}
+
+-- name: window-in-table
+-- The rows of a window, tested on the table for the words of q ({words}): read from the sort's index and
+-- the table as they come.
+SELECT t.id, {key} AS key, (true {words}) AS hit, true AS passed
+FROM tasks t
+WHERE t.user_id = :user_id {bounds} {after}
+ORDER BY {order}
+LIMIT {window}
+
+-- name: window-in-index-then-table
+-- The rows of a window, tested on the index for the other filters, then on the table for the words of q
+-- ({words}): ids, keys and the other filters are read in order from the sort's index alone, and only a
+-- row that passes those is read from the table, by id (a subquery run row by row, as the AND stops at
+-- a false). A window of a search in a small category thus reads few rows of the table; one of a search
+-- alone reads them as they come (window-in-table), saving the lookup by id.
+SELECT r.id, r.key, r.passed AND (SELECT true {words} FROM tasks t WHERE t.id = r.id) AS hit, r.passed
+FROM (
+    -- IS TRUE: a filter on a task without category is NULL, and NULL AND x would read the table for x.
+    SELECT t.id, {key} AS key, (true {filters}) IS TRUE AS passed
+    FROM tasks t
+    WHERE t.user_id = :user_id {bounds} {after}
+    ORDER BY {order}
+    LIMIT {window}
+) r
+
+-- name: list-tasks-matches
+-- As list-tasks, for a search that list-tasks-window found rare: collects every task of the user that
+-- matches, through the search index (tasks_user_words: owner and words, exact) unless another filter's
+-- index keeps fewer, then sorts those after the cursor to take the page. Materialised, and the cursor
+-- applied after, so that no guess of the planner leads it to the sort's index: its guess for a word
+-- prefix can be 20x off, that of the tasks after a cursor 1000x, and reading the sort's index for a
+-- rare word reads most of the user's tasks.
+WITH matches AS MATERIALIZED (
+    SELECT t.id, {key} AS key
+    FROM tasks t
+    WHERE t.user_id = :user_id {filters}
+)
+SELECT {item}, t.id, t.created_at, t.due_date, t.priority
+FROM (SELECT m.id, m.key FROM matches m WHERE true {after} ORDER BY {page_order} LIMIT {limit}) m
+JOIN tasks t ON t.id = m.id
+LEFT JOIN categories c ON c.id = t.category_id
+WHERE EXISTS (SELECT 1 FROM accounts a WHERE a.id = :user_id AND a.is_active)
+ORDER BY {page_order};
+
+-- name: task-item
+-- Task `t` (category `c`) as its JSON object, the fields and format of a task everywhere else, rendered
+-- by PostgreSQL in C: decoding ten typed columns per row into Python objects and serialising them
+-- again took ~35 us of the web process's CPU per page of 20. Timestamps are written as orjson writes
+-- them elsewhere, UTC with 6 fractional digits (PostgreSQL's own JSON would drop trailing zeros; orjson
+-- drops a fraction of exactly zero, the same instant either way).
+(SELECT row_to_json(item) FROM (
+    SELECT t.id, t.title, t.description, t.status, t.priority, t.due_date, c.name AS category,
+           to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS created_at,
+           to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS updated_at,
+           -- Only while the import exists (migration 0007); tasks created by hand skip the lookup.
+           CASE WHEN t.import_id IS NOT NULL THEN (SELECT j.id FROM import_jobs j WHERE j.id = t.import_id)
+           END AS import_id
+) item)::text AS item
+
 -- name: account-is-active
 -- Returns true when the account exists and is active (after list-tasks returned no row).
 SELECT EXISTS (SELECT 1 FROM accounts WHERE id = :user_id AND is_active);
+
+-- name: search-words
+-- The words of :q as the search index holds them (tasklane_words: lower case, accents removed) as a
+-- query for tasks with a word beginning with each of them (`query`, NULL when :q has no word), and as
+-- ILIKE patterns finding each of them anywhere in a text (`patterns`, for filter-q).
+SELECT string_agg('''' || replace(replace(w.lexeme, '\', '\\'), '''', '''''') || ''':*', ' & ') AS query,
+       coalesce(array_agg('%' || replace(replace(replace(w.lexeme, '\', '\\'), '%', '\%'), '_', '\_') || '%'),
+                '{}') AS patterns
+FROM unnest(to_tsvector('tasklane_words', :q)) AS w;
 
 -- name: sort-created-at
 -- Sort key: creation time.
@@ -163,15 +257,25 @@ coalesce(t.due_date, 'infinity'::date)
 t.priority
 
 -- name: after-asc
--- Keyset: rows after the cursor's (key, id) in ascending order.
-AND ({key}, t.id) > (:after_key, :after_id)
+-- Keyset: rows after the cursor's (key, id) in ascending order. Written as >= and <>, which is the same,
+-- for the planner's sake: it estimates a row comparison by its first column alone, and `key > k` for the
+-- greatest key (priority 5) is "no row" where `key >= k` is a fifth of the user's tasks.
+AND ({key}, t.id) >= (:after_key, :after_id) AND ({key}, t.id) <> (:after_key, :after_id)
 
 -- name: after-desc
--- Keyset: rows after the cursor's (key, id) in descending order.
-AND ({key}, t.id) < (:after_key, :after_id)
+-- Keyset: rows after the cursor's (key, id) in descending order (<= and <>: see after-asc).
+AND ({key}, t.id) <= (:after_key, :after_id) AND ({key}, t.id) <> (:after_key, :after_id)
+
+-- name: after-asc-matches
+-- Keyset: matches (list-tasks-matches) after the cursor's (key, id) in ascending order.
+AND (m.key, m.id) > (:after_key, :after_id)
+
+-- name: after-desc-matches
+-- Keyset: matches (list-tasks-matches) after the cursor's (key, id) in descending order.
+AND (m.key, m.id) < (:after_key, :after_id)
 
 -- name: filter-status
--- Filter: one status (a scalar, so tasks_user_status_created can also give the order).
+-- Filter: one status.
 AND t.status = :status
 
 -- name: filter-statuses
@@ -182,11 +286,40 @@ AND t.status = ANY(:statuses::text[])
 -- Filter: the category of that name, case-insensitively (none when the user has no such category).
 AND t.category_id = (SELECT id FROM categories WHERE user_id = :user_id AND lower(name) = lower(:category))
 
+-- name: filter-category-id
+-- Filter: the category :category_id (as found by category-id), so planned knowing its size.
+AND t.category_id = :category_id
+
+-- name: category-id
+-- Returns the id of the user's category of that name (case-insensitively), if any.
+SELECT id FROM categories WHERE user_id = :user_id AND lower(name) = lower(:category);
+
 -- name: filter-q
--- Filter: :pattern (an ILIKE pattern, '%' || escaped text || '%') in title or description. The first
--- test uses the trigram index; the second keeps a match from spanning the title/description joint.
-AND (t.title || ' ' || coalesce(t.description, '')) ILIKE :pattern
-AND (t.title ILIKE :pattern OR t.description ILIKE :pattern)
+-- Filter: a task with a word beginning with each word of q (:words, from search-words), tested row by row
+-- (list-tasks-window). A row's words cost ~15 us to compute, so they are computed only for a row that
+-- contains every word of q somewhere ({words_anywhere}, ~1 us): no matching row fails that test.
+AND CASE WHEN {words_anywhere} THEN {words_match} ELSE false END
+
+-- name: filter-q-indexed
+-- Filter: as filter-q, in the form the search index can answer (tasks_user_words, migration 0010) when
+-- the planner finds it best. Rows it gives are exact (words-match is not computed again); words-anywhere
+-- still costs them ~1 us each, but spares ~15 us to each row found through another index (a small
+-- category's, a narrow due date range's) when the planner prefers that one.
+AND {words_anywhere} AND {words_match}
+
+-- name: words-match
+-- A task has a word beginning with each word of q.
+to_tsvector('tasklane_words', t.title || ' ' || coalesce(t.description, '')) @@ :words::tsquery
+
+-- name: words-anywhere
+-- A task contains each word of q somewhere in its title or description (:patterns, from search-words):
+-- true for every task that words-match finds, as a word of an ASCII text is a piece of it in another
+-- case, and a word of any other text a piece of it without accents (what the index holds).
+CASE WHEN octet_length(t.title || ' ' || coalesce(t.description, ''))
+          = char_length(t.title || ' ' || coalesce(t.description, ''))
+     THEN (t.title || ' ' || coalesce(t.description, '')) COLLATE "C" ILIKE ALL (:patterns::text[])
+     ELSE unaccent('unaccent', t.title || ' ' || coalesce(t.description, '')) ILIKE ALL (:patterns::text[])
+END
 
 -- name: filter-due-before
 -- Filter: due strictly before :due_before (so never a task without due date).
@@ -204,3 +337,7 @@ AND coalesce(t.due_date, 'infinity'::date) < (now() AT TIME ZONE 'UTC')::date AN
 -- name: filter-not-overdue
 -- Filter: not overdue, that is done, due today or later (UTC), or without due date.
 AND NOT (coalesce(t.due_date, 'infinity'::date) < (now() AT TIME ZONE 'UTC')::date AND t.status <> 'done')
+
+-- name: bound-overdue
+-- The due date range of filter-overdue (where list-tasks-window starts reading when sorting by due date).
+AND coalesce(t.due_date, 'infinity'::date) < (now() AT TIME ZONE 'UTC')::date

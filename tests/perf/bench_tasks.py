@@ -1,15 +1,19 @@
 """Throughput and latency of GET /tasks and POST /tasks, next to a bare raw-asyncpg baseline.
 
     python -m tests.perf.bench_tasks [--tasks 100000] [--connections 16] [--duration 5] [--rounds 3]
+                                     [--after-only]
 
-Creates its own database (`tasklane_bench`, dropped at the end), migrates it, seeds the bench user's
-tasks with COPY, then starts three single-worker uvicorn servers as subprocesses on free loopback ports:
-tasklane itself and `tests/perf/baseline_tasks.py` (same SELECT/INSERT through a raw asyncpg pool, no
-middleware/auth/validation: the practical limit of this stack) twice, with asyncpg's default pool and
-with a pool that skips the reset query on release as tasklane's does (like for like). Each endpoint is
-loaded in turn, the servers alternating, by wrk when installed (else an asyncio httpx client), from this second
-process. Prints a table; `main()` returns the figures for a report script. Not a test: numbers depend
-on the machine, so nothing here asserts on them.
+For each of two schemas, the one before issue 16 (migration 0008, "before": the current code serves it,
+its later migrations only recorded, as these two endpoints read and write the same columns) and the
+current one ("after"): creates its own database (`tasklane_bench`, dropped at the end), migrates it,
+seeds the bench user's tasks with COPY, then starts three single-worker uvicorn servers as subprocesses
+on free loopback ports: tasklane itself and `tests/perf/baseline_tasks.py` (same SELECT/INSERT through a
+raw asyncpg pool, no middleware/auth/validation: the practical limit of this stack) twice, with asyncpg's
+default pool and with a pool that skips the reset query on release as tasklane's does (like for like).
+Each endpoint is loaded in turn, the servers alternating, by wrk when installed (else an asyncio httpx
+client), from this second process. Prints a table per schema and how the ratios to the baseline moved;
+`main()` returns the figures for a report script. Not a test: numbers depend on the machine, so nothing
+here asserts on them.
 """
 
 from __future__ import annotations
@@ -37,10 +41,10 @@ import asyncpg
 import httpx
 
 from service.accounts.tokens import create_access_token
+from tests.perf.common import BEFORE_16, database_url, serve_as_current
 from tests.perf.seed import create_database, create_user, seed_tasks
 from tests.support import drop_database
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/tasklane_bench"
 SECRET_KEY = "bench-secret-key-that-is-long-enough-0123456789"
 GET_GOAL = 0.70
 # The baseline again with its pool releasing connections as tasklane's does, without asyncpg's reset
@@ -175,8 +179,10 @@ def load(url: str, method: str, headers: dict[str, str], body: bytes | None, con
     return asyncio.run(_run_httpx(url, method, headers, body, conns, duration))
 
 
-async def prepare(url: str, tasks: int) -> uuid.UUID:
-    await create_database(url)
+async def prepare(url: str, tasks: int, before: bool) -> uuid.UUID:
+    await create_database(url, until=BEFORE_16 if before else None)
+    if before:
+        await serve_as_current(url)
     conn = await asyncpg.connect(url)
     try:
         user_id = await create_user(conn, "bench@example.com")
@@ -228,27 +234,51 @@ def fmt(value: float | None, kind: str) -> str:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", database_url("tasklane_bench")))
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measured run")
     parser.add_argument("--rounds", type=int, default=3, help="runs per server and endpoint (median is kept)")
+    parser.add_argument("--after-only", action="store_true", help="skip the schema before issue 16")
     parser.add_argument("--keep-database", action="store_true")
     args = parser.parse_args(argv)
+    tool = "wrk" if shutil.which("wrk") else "httpx"
+    by_schema = {
+        schema: run_schema(args, schema == "before")
+        for schema in (("after",) if args.after_only else ("before", "after"))
+    }
+    print(
+        f"\n{args.tasks:,} tasks for the user; 1 uvicorn worker each; {tool}, {args.connections} connections, "
+        f"{args.rounds} x {args.duration:g} s per figure (median)"
+    )
+    figures: list[dict[str, Any]] = []
+    for schema, rows in by_schema.items():
+        print(f"\nschema {schema} issue 16\n")
+        print_figures(rows)
+        figures += [{**f, "figure": f"{f['figure']} ({schema} issue 16)"} for f in rows]
+    if len(by_schema) == 2:
+        print("\nafter vs before (ratio to the bare baseline, after / before): throughput must not drop")
+        for before, after in zip(by_schema["before"], by_schema["after"], strict=True):
+            if "requests/s" in before["figure"] and before["ratio"]:
+                print(f"  {before['figure']:<62} {after['ratio'] / before['ratio']:.2f}")
+    return figures
 
-    print(f"seeding {args.tasks:,} tasks into {args.database_url.rsplit('/', 1)[-1]} ...", flush=True)
-    user_id = asyncio.run(prepare(args.database_url, args.tasks))
+
+def run_schema(args: argparse.Namespace, before: bool) -> list[dict[str, Any]]:
+    url = args.database_url + ("_before" if before else "")
+    print(f"seeding {args.tasks:,} tasks into {url.rsplit('/', 1)[-1]} ...", flush=True)
+    user_id = asyncio.run(prepare(url, args.tasks, before))
     token = create_access_token(SECRET_KEY, user_id, 3600).token
     env = {
         "APP_ENV": "production",
-        "DATABASE_URL": args.database_url,
+        "DATABASE_URL": url,
         "REDIS_URL": args.redis_url,
         "SECRET_KEY": SECRET_KEY,
         "WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"bench-webhook-secret-0123456789ab").decode(),
         "METRICS_TOKEN": "bench-metrics-token",
         "LOG_LEVEL": "INFO",
-        "BENCH_DATABASE_URL": args.database_url,
+        "BENCH_DATABASE_URL": url,
         "BENCH_USER_ID": str(user_id),
     }
     auth = {"Authorization": f"Bearer {token}"}
@@ -256,12 +286,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         ("GET /tasks?limit=20", "GET", "/api/v1/tasks?limit=20", auth, None),
         ("POST /tasks", "POST", "/api/v1/tasks", {**auth, "Content-Type": "application/json"}, POST_BODY),
     ]
-    tool = "wrk" if shutil.which("wrk") else "httpx"
     try:
         results = measure(env, endpoints, args.connections, args.duration, args.rounds)
     finally:
         if not args.keep_database:
-            asyncio.run(drop_database(args.database_url))
+            asyncio.run(drop_database(url))
 
     figures: list[dict[str, Any]] = []
     for name, *_ in endpoints:
@@ -280,22 +309,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     "goal": goal,
                 }
             )
+    return figures
 
-    print(
-        f"\n{args.tasks:,} tasks for the user; 1 uvicorn worker each; {tool}, {args.connections} connections, "
-        f"{args.rounds} x {args.duration:g} s per figure (median)\n"
-    )
+
+def print_figures(figures: list[dict[str, Any]]) -> None:
     header = f"{'figure':<62} {'tasklane':>10} {'baseline':>10} {'ratio':>7} {'goal':>7}"
     print(header)
     print("-" * len(header))
     for f in figures:
         kind = "rps" if "requests/s" in f["figure"] else "ms"
-        goal = f["goal"]
         print(
             f"{f['figure']:<62} {fmt(f['tasklane'], kind):>10} {fmt(f['baseline'], kind):>10} "
-            f"{fmt(f['ratio'], 'ratio'):>7} {goal:>7}"
+            f"{fmt(f['ratio'], 'ratio'):>7} {f['goal']:>7}"
         )
-    return figures
 
 
 if __name__ == "__main__":

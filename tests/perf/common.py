@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,14 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
-from service.migrate import migrate
-from tests.support import free_port, recreate_database
+from service.migrate import CREATE_TABLE, MIGRATIONS_DIR, RECORD, discover, migrate
+from tests.support import drop_database, free_port, recreate_database
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+# Appended to the name of every database a benchmark creates (and BENCH_REDIS_DB, the Redis database its
+# processes use), so that runs sharing a server never share one.
+SUFFIX = os.environ.get("BENCH_DB_SUFFIX", "")
+# The last migration before issue 16 (half the cost per task row, word search): its benchmarks measure
+# that schema next to the current one in the same run.
+BEFORE_16 = "0008_import_options"
 
 
 @dataclass
@@ -52,11 +61,60 @@ def print_table(title: str, figures: list[Figure]) -> None:
         print(f"{name:<58} {f.tasklane:>12,.1f} {base:>12} {ratio:>7}  {f.goal}")
 
 
-async def fresh_database(name: str) -> str:
-    url = f"{PG}/{name}"
+def database_url(name: str) -> str:
+    return f"{PG}/{name}{SUFFIX}"
+
+
+def migrations_until(version: str) -> Path:
+    """A directory with the migrations up to `version`: the schema as it was then."""
+    target = Path(tempfile.mkdtemp(prefix="tasklane-migrations-"))
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if path.stem <= version:
+            shutil.copy(path, target)
+    return target
+
+
+async def fresh_database(name: str, *, until: str | None = None) -> str:
+    """A new, migrated database (up to the migration `until` when given)."""
+    url = database_url(name)
     await recreate_database(url)
-    await migrate(url)
+    directory = migrations_until(until) if until else MIGRATIONS_DIR
+    try:
+        await migrate(url, directory)
+    finally:
+        if until:
+            shutil.rmtree(directory)
     return url
+
+
+async def copy_database(template_url: str, name: str) -> str:
+    """A new database copied from another (sessions on the template are ended first): seeding once for
+    several schemas or runs. Much faster than seeding again, as files are copied."""
+    url = database_url(name)
+    await drop_database(url)
+    template = template_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(f"{PG}/postgres")
+    try:
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", template)
+        await admin.execute(f'CREATE DATABASE "{url.rsplit("/", 1)[1]}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+    return url
+
+
+async def serve_as_current(url: str) -> None:
+    """Record the migrations a database lacks as applied, without applying them, so that the current
+    code agrees to serve a database of an older schema. Only for measuring the paths whose statements
+    did not change with those migrations (POST /tasks, GET /tasks without filters, imports)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(CREATE_TABLE)
+        applied = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for m in discover():
+            if m.version not in applied:
+                await conn.execute(RECORD, m.version, m.checksum)
+    finally:
+        await conn.close()
 
 
 def bench_env(database_url: str, redis_db: int, **extra: str) -> dict[str, str]:
@@ -64,7 +122,7 @@ def bench_env(database_url: str, redis_db: int, **extra: str) -> dict[str, str]:
     env.update(
         APP_ENV="test",
         DATABASE_URL=database_url,
-        REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}",
+        REDIS_URL=f"redis://127.0.0.1:6379/{os.environ.get('BENCH_REDIS_DB', redis_db)}",
         SECRET_KEY="bench-secret-key-that-is-long-enough-0123456789",
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",

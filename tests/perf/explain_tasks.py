@@ -28,12 +28,14 @@ from typing import Any
 import asyncpg
 import orjson
 
+from service.db import Queries
 from service.tasks import listing
 from service.tasks.schemas import TaskQuery
+from tests.perf.common import database_url
 from tests.perf.seed import CATEGORIES, RARE_WORD, create_database, create_user, seed_tasks
 from tests.support import drop_database
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/tasklane_explain"
+Q = Queries("tasks")
 SECRET = "explain-secret-key-that-is-long-enough-0123456789"
 SORTS = ("-created_at", "created_at", "due_date", "-due_date", "priority", "-priority")
 
@@ -42,7 +44,7 @@ def filter_choices(today: date) -> dict[str, list[Any]]:
     return {
         "status": [(), ("todo",), ("todo", "in_progress")],
         "category": [None, CATEGORIES[7]],  # about 2% of a user's tasks
-        "q": [None, RARE_WORD],  # in about 0.7% of them
+        "q": [None, RARE_WORD],  # in about 1% of them
         "due_before": [None, today + timedelta(days=30)],
         "due_after": [None, today - timedelta(days=30)],
         "overdue": [None, True],
@@ -77,9 +79,11 @@ class Plan:
     sort: str
     filters: str
     page: str  # "first" or "next"
+    step: str  # "list" (the one statement), "window" (read in order first) or "rest" (then, if needed)
     mode: str  # "custom" or "generic"
     indexes: list[str]
     seq_scan: bool
+    sorts_tasks: int | None  # rows of tasks sorted (the planner's estimate), None when read in index order
     ms: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -101,17 +105,24 @@ def _walk(node: dict[str, Any]):
         yield from _walk(child)
 
 
-def analyse(plan_json: Any) -> tuple[list[str], bool, float | None]:
+def _reads_tasks(node: dict[str, Any]) -> bool:
+    return any(n.get("Relation Name") == "tasks" or n.get("Node Type") == "CTE Scan" for n in _walk(node))
+
+
+def analyse(plan_json: Any) -> tuple[list[str], bool, int | None, float | None]:
     top = plan_json[0]
     indexes: list[str] = []
     seq_scan = False
+    sorts = None
     for node in _walk(top["Plan"]):
         if node.get("Node Type") == "Seq Scan" and node.get("Relation Name") == "tasks":
             seq_scan = True
+        if node.get("Node Type") == "Sort" and _reads_tasks(node):
+            sorts = max(sorts or 0, node["Plans"][0]["Plan Rows"])
         name = node.get("Index Name")
         if name and name.startswith("tasks_") and name not in indexes:
             indexes.append(name)
-    return indexes, seq_scan, top.get("Execution Time")
+    return indexes, seq_scan, sorts, top.get("Execution Time")
 
 
 async def _mid_row(conn: asyncpg.Connection, user_id: uuid.UUID) -> asyncpg.Record:
@@ -124,8 +135,19 @@ async def _mid_row(conn: asyncpg.Connection, user_id: uuid.UUID) -> asyncpg.Reco
     )
 
 
+async def _values(conn: asyncpg.Connection, user_id: uuid.UUID, filters: dict[str, Any]) -> dict[str, Any]:
+    """What the service looks up before it runs a list's statements: the words of q, the category's id."""
+    values: dict[str, Any] = {}
+    if "q" in filters:
+        row = await conn.fetchrow(Q.search_words.sql, filters["q"])
+        values["words"], values["patterns"] = row["query"], row["patterns"]
+    if "category" in filters:
+        values["category_id"] = await conn.fetchval(Q.category_id.sql, user_id, filters["category"])
+    return values
+
+
 async def survey(conn: asyncpg.Connection, user_id: uuid.UUID, *, analyze: bool = False) -> list[Plan]:
-    """EXPLAIN every filter combination x sort x first/next page, custom and generic plans."""
+    """EXPLAIN every filter combination x sort x first/next page x statement, custom and generic plans."""
     today = datetime.now(UTC).date()
     middle = await _mid_row(conn, user_id)
     plans: list[Plan] = []
@@ -136,23 +158,42 @@ async def survey(conn: asyncpg.Connection, user_id: uuid.UUID, *, analyze: bool 
             first = listing.plan(SECRET, user_id, query)
             cursor = listing.next_cursor(SECRET, first, middle)
             following = listing.plan(SECRET, user_id, query.model_copy(update={"cursor": cursor}))
+            values = await _values(conn, user_id, filters)
             for page, chosen in (("first", first), ("next", following)):
-                args = chosen.query.args(chosen.params)
-                custom = orjson.loads(await conn.fetchval(f"EXPLAIN ({options}) {chosen.query.sql}", *args))
-                plans.append(Plan(sort, label(filters), page, "custom", *analyse(custom), raw=custom[0]))
-                if chosen.query.custom_plan:
-                    continue  # planned with its values on every execution: no generic plan to fear
-                # The generic plan, as a prepared statement may end up using it.
-                values = ", ".join(literal(arg) for arg in args)
-                await conn.execute(f"PREPARE survey AS {chosen.query.sql}")
-                try:
-                    await conn.execute("SET plan_cache_mode = force_generic_plan")
-                    generic = orjson.loads(await conn.fetchval(f"EXPLAIN ({options}) EXECUTE survey({values})"))
-                finally:
-                    await conn.execute("RESET plan_cache_mode")
-                    await conn.execute("DEALLOCATE survey")
-                plans.append(Plan(sort, label(filters), page, "generic", *analyse(generic), raw=generic[0]))
+                statements = chosen.statements
+                steps = [("list" if statements.rest is None else "window", statements.first, {})]
+                if statements.probe:  # read on from a first window's last row (here: the middle)
+                    after = {"after_key": chosen.sort_key.param(middle), "after_id": uuid.UUID(middle["id"])}
+                    steps.append(("window", statements.then(listing.WINDOW_PER_ROW * statements.fetch), after))
+                if statements.rest is not None:
+                    steps.append(("rest", statements.rest, {}))
+                for step, statement, extra in steps:
+                    args = statement.args({**chosen.params, **values, **extra})
+                    async with conn.transaction():
+                        if step == "window":  # as the service reads a window (service/tasks/service.py)
+                            await conn.execute(Q.read_in_index_order.sql)
+                        custom = orjson.loads(await conn.fetchval(f"EXPLAIN ({options}) {statement.sql}", *args))
+                        plans.append(Plan(sort, label(filters), page, step, "custom", *analyse(custom), raw=custom[0]))
+                        if statement.custom_plan:
+                            continue  # planned with its values on every execution: no generic plan to fear
+                        blank = Plan(sort, label(filters), page, step, "generic", [], False, None)
+                        plans.append(await _generic(conn, statement.sql, args, options, blank))
     return plans
+
+
+async def _generic(conn: asyncpg.Connection, sql: str, args: list[Any], options: str, plan: Plan) -> Plan:
+    """The generic plan, as a prepared statement may end up using it."""
+    values = ", ".join(literal(arg) for arg in args)
+    await conn.execute(f"PREPARE survey AS {sql}")
+    try:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        generic = orjson.loads(await conn.fetchval(f"EXPLAIN ({options}) EXECUTE survey({values})"))
+    finally:
+        await conn.execute("RESET plan_cache_mode")
+        await conn.execute("DEALLOCATE survey")
+    plan.indexes, plan.seq_scan, plan.sorts_tasks, plan.ms = analyse(generic)
+    plan.raw = generic[0]
+    return plan
 
 
 def summarise(plans: list[Plan]) -> str:
@@ -160,12 +201,18 @@ def summarise(plans: list[Plan]) -> str:
     seq = [p for p in plans if p.seq_scan]
     custom = sum(p.mode == "custom" for p in plans)
     lines.append(
-        f"{len(plans)} plans: {custom} custom (every filter/sort combination x first/next page) and "
+        f"{len(plans)} plans: {custom} custom (every filter/sort combination x first/next page x statement) and "
         f"{len(plans) - custom} generic (the statements allowed to use one)"
     )
     lines.append(f"sequential scans of tasks: {len(seq)}")
     for p in seq[:20]:
-        lines.append(f"  SEQ SCAN: sort={p.sort} filters={p.filters} page={p.page} {p.mode}")
+        lines.append(f"  SEQ SCAN: sort={p.sort} filters={p.filters} page={p.page} {p.step} {p.mode}")
+    unordered = [p for p in plans if p.sorts_tasks is not None and p.step != "rest"]
+    lines.append(f"lists and windows not read in index order (a Sort of tasks rows): {len(unordered)}")
+    for p in unordered[:20]:
+        lines.append(
+            f"  SORT of ~{p.sorts_tasks} rows: sort={p.sort} filters={p.filters} page={p.page} {p.step} {p.mode}"
+        )
 
     lines.append("\nIndexes on tasks, by sort (all filter combinations, both pages, both plan kinds):")
     by_sort: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -176,7 +223,11 @@ def summarise(plans: list[Plan]) -> str:
         lines.append(f"  {sort:<12} {uses}")
 
     lines.append("\nBy filter, first page, custom plan; index per sort, in the order " + " ".join(SORTS) + ":")
-    singles = [p for p in plans if p.page == "first" and p.mode == "custom" and " " not in p.filters.strip()]
+    singles = [
+        p
+        for p in plans
+        if p.page == "first" and p.mode == "custom" and p.step != "rest" and " " not in p.filters.strip()
+    ]
     by_filter: dict[str, dict[str, Plan]] = defaultdict(dict)
     for p in singles:
         by_filter[p.filters][p.sort] = p
@@ -202,7 +253,8 @@ def summarise(plans: list[Plan]) -> str:
         slow = sorted((p for p in plans if p.ms is not None), key=lambda p: -(p.ms or 0))[:8]
         for p in slow:
             lines.append(
-                f"  {p.ms:8.2f} ms  sort={p.sort} filters={p.filters} page={p.page} {p.mode}: {' + '.join(p.indexes)}"
+                f"  {p.ms:8.2f} ms  sort={p.sort} filters={p.filters} page={p.page} {p.step} {p.mode}: "
+                + " + ".join(p.indexes)
             )
     return "\n".join(lines)
 
@@ -229,7 +281,9 @@ async def run(url: str, tasks: int, analyze: bool, keep: bool) -> list[Plan]:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=os.environ.get("EXPLAIN_DATABASE_URL", DEFAULT_DATABASE_URL))
+    parser.add_argument(
+        "--database-url", default=os.environ.get("EXPLAIN_DATABASE_URL", database_url("tasklane_explain"))
+    )
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--analyze", action="store_true", help="EXPLAIN ANALYZE: run every query, report times")
     parser.add_argument("--keep-database", action="store_true")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import shutil
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
 from service.migrate import migrate
+from tests.perf.common import migrations_until
 from tests.support import recreate_database
 
 WORDS = (  # noqa: SIM905 (readable as text)
@@ -17,16 +19,27 @@ WORDS = (  # noqa: SIM905 (readable as text)
     "deploy release budget client draft email call plan design test fix update write read order ship "
     "garden kitchen laundry groceries doctor dentist school homework taxes insurance car bike train"
 ).split()
-RARE_WORD = "zanzibar"  # in about 1% of descriptions: a selective `q`
+RARE_WORD = "zanzibar"  # in about 1% of tasks: a selective `q`
+# Words planted in a known share of tasks (in the description, else the title), so that search can be
+# measured per kind of word: the other words of WORDS are each in about 20% of tasks.
+PLANTED = {"quarterly": 0.15, "forecast": 0.05, RARE_WORD: 0.01, "kilimanjaro": 0.001, "xylophone": 0.00002,
+           "Résumé": 0.01}  # fmt: skip
 STATUSES = ("todo", "todo", "in_progress", "done", "done")
 CATEGORIES = [f"Category {i:02d}" for i in range(20)]
 COLUMNS = ("id", "user_id", "title", "description", "status", "priority", "due_date", "category_id", "created_at")
 
 
-async def create_database(url: str) -> None:
-    """Drop and re-create the database of `url`, then migrate it."""
+async def create_database(url: str, until: str | None = None) -> None:
+    """Drop and re-create the database of `url`, then migrate it (up to the migration `until` if given)."""
     await recreate_database(url)
-    await migrate(url)
+    if until is None:
+        await migrate(url)
+        return
+    directory = migrations_until(until)
+    try:
+        await migrate(url, directory)
+    finally:
+        shutil.rmtree(directory)
 
 
 async def create_user(conn: asyncpg.Connection, email: str) -> uuid.UUID:
@@ -44,12 +57,12 @@ def _rows(user_id: uuid.UUID, count: int, category_ids: list[uuid.UUID], rng: ra
     weights = [1 / (i + 1) for i in range(len(category_ids))]
     for i in range(count):
         words = rng.choices(WORDS, k=rng.randint(2, 6))
-        description = None
-        if rng.random() < 0.7:
-            text = rng.choices(WORDS, k=rng.randint(5, 40))
-            if rng.random() < 0.01:
-                text.insert(rng.randrange(len(text) + 1), RARE_WORD)
-            description = " ".join(text)
+        text = rng.choices(WORDS, k=rng.randint(5, 40)) if rng.random() < 0.7 else None
+        for word, share in PLANTED.items():
+            if rng.random() < share:
+                into = text if text is not None else words
+                into.insert(rng.randrange(len(into) + 1), word)
+        description = " ".join(text) if text is not None else None
         due: date | None = None if rng.random() < 0.3 else today + timedelta(days=rng.randint(-365, 365))
         category = rng.choices(category_ids, weights)[0] if category_ids and rng.random() < 0.8 else None
         created = now - timedelta(minutes=count - i, seconds=rng.random() * 30)
