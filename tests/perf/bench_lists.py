@@ -41,12 +41,12 @@ from service.migrate import migrate
 from service.tasks import listing
 from service.tasks import service as tasks
 from service.tasks.schemas import TaskQuery
+from tests.perf.bench_tasks import SECRET_KEY as SECRET
 from tests.perf.common import BEFORE_16, copy_database, database_url, fresh_database, percentile
 from tests.perf.explain_tasks import SORTS, combinations, label
 from tests.perf.seed import CATEGORIES, create_user, seed_tasks
 from tests.support import drop_database
 
-SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 SEARCHES = {  # kind of search: q (shares as planted by tests/perf/seed.py)
     "word in 15% of tasks": "quarterly",
     "word in 5%": "forecast",
