@@ -114,14 +114,17 @@ def test_a_no_transaction_index_that_could_not_be_built_again_is_refused(migrati
         discover(migrations)
 
 
-def _split(migrations: Path, last: str) -> Path:
-    """Move the migrations after `last` into a directory of their own; returns it (they come back later)."""
+async def _populated_before_the_index_migration(url: str, migrations: Path, tasks: int) -> None:
+    """The database migrated up to 0009 with `tasks` tasks, the later migrations pending."""
     later = migrations.parent / "later"
     later.mkdir()
     for path in sorted(migrations.glob("*.sql")):
-        if path.stem > last:
+        if path.stem > "0009_task_words":
             path.rename(later / path.name)
-    return later
+    await migrate(url, migrations)
+    await _populate(url, tasks)
+    for path in later.iterdir():
+        path.rename(migrations / path.name)
 
 
 async def _populate(url: str, tasks: int) -> None:
@@ -155,11 +158,7 @@ async def _wait_for_build(watcher: asyncpg.Connection, index: str) -> int:
 
 
 async def test_index_migrations_let_writes_go_on_while_building_on_a_populated_table(scratch_url, migrations):
-    later = _split(migrations, "0009_task_words")
-    await migrate(scratch_url, migrations)
-    await _populate(scratch_url, 5_000)
-    for path in later.iterdir():
-        path.rename(migrations / path.name)
+    await _populated_before_the_index_migration(scratch_url, migrations, 5_000)
     blocker, writer, watcher = [await asyncpg.connect(scratch_url) for _ in range(3)]
     try:
         # A transaction that wrote to tasks and stays open: a concurrent build waits for it to end...
@@ -197,11 +196,7 @@ async def test_index_migrations_let_writes_go_on_while_building_on_a_populated_t
 
 
 async def test_a_cancelled_concurrent_build_leaves_an_invalid_index_that_a_rerun_rebuilds(scratch_url, migrations):
-    later = _split(migrations, "0009_task_words")
-    await migrate(scratch_url, migrations)
-    await _populate(scratch_url, 2_000)
-    for path in later.iterdir():
-        path.rename(migrations / path.name)
+    await _populated_before_the_index_migration(scratch_url, migrations, 2_000)
     blocker, watcher = [await asyncpg.connect(scratch_url) for _ in range(2)]
     try:
         blocking = blocker.transaction()

@@ -55,10 +55,14 @@ def print_table(title: str, figures: list[Figure]) -> None:
     print(f"\n{title}")
     print(f"{'figure':<58} {'tasklane':>12} {'baseline':>12} {'ratio':>7}  goal")
     for f in figures:
-        base = f"{f.baseline:,.1f}" if f.baseline is not None else "-"
+        base = _number(f.baseline) if f.baseline is not None else "-"
         ratio = f"{f.ratio:.2f}" if f.ratio is not None else "-"
         name = f"{f.figure} ({f.unit})" if f.unit else f.figure
-        print(f"{name:<58} {f.tasklane:>12,.1f} {base:>12} {ratio:>7}  {f.goal}")
+        print(f"{name:<58} {_number(f.tasklane):>12} {base:>12} {ratio:>7}  {f.goal}")
+
+
+def _number(value: float) -> str:
+    return f"{value:,.1f}" if abs(value) >= 1 else f"{value:.3g}"
 
 
 def database_url(name: str) -> str:
