@@ -24,6 +24,11 @@ RARE_WORD = "zanzibar"  # in about 1% of tasks: a selective `q`
 # measured per kind of word: the other words of WORDS are each in about 20% of tasks.
 PLANTED = {"quarterly": 0.15, "forecast": 0.05, RARE_WORD: 0.01, "kilimanjaro": 0.001, "xylophone": 0.00002,
            "Résumé": 0.01}  # fmt: skip
+# And one word in each task from a long tail of 5,000 made-up ones (each in ~0.02% of tasks), as real task
+# text has thousands of words: without them PostgreSQL keeps no statistics of word prefixes (it needs 100
+# words) and guesses 2% for any search.
+_SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+TAIL = sorted({"".join(random.Random(n).choices(_SYLLABLES, k=3)) for n in range(6_000)})[:5_000]
 STATUSES = ("todo", "todo", "in_progress", "done", "done")
 CATEGORIES = [f"Category {i:02d}" for i in range(20)]
 COLUMNS = ("id", "user_id", "title", "description", "status", "priority", "due_date", "category_id", "created_at")
@@ -56,7 +61,7 @@ def _rows(user_id: uuid.UUID, count: int, category_ids: list[uuid.UUID], rng: ra
     # Zipf-like category shares: the first few categories hold most tasks; 20% have none.
     weights = [1 / (i + 1) for i in range(len(category_ids))]
     for i in range(count):
-        words = rng.choices(WORDS, k=rng.randint(2, 6))
+        words = [*rng.choices(WORDS, k=rng.randint(2, 6)), rng.choice(TAIL)]
         text = rng.choices(WORDS, k=rng.randint(5, 40)) if rng.random() < 0.7 else None
         for word, share in PLANTED.items():
             if rng.random() < share:
