@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -18,6 +20,7 @@ from service.accounts.schemas import (
     RegisterIn,
     TokensOut,
     UserOut,
+    canonical_email,
 )
 from service.http import ratelimit
 from service.http.auth import basic_credentials, current_account
@@ -36,6 +39,15 @@ def _limit(request: Request) -> int:
     return request.state.settings.max_json_bytes
 
 
+# The answers are shaped by the very models the OpenAPI document shows.
+def _user(account: service.Account) -> dict[str, Any]:
+    return UserOut.model_validate(account, from_attributes=True).model_dump()
+
+
+def _tokens(tokens: service.Tokens) -> dict[str, Any]:
+    return TokensOut.model_validate(tokens, from_attributes=True).model_dump()
+
+
 @operation(
     summary="Register an account",
     tag="accounts",
@@ -52,7 +64,7 @@ async def register(request: Request) -> Response:
     await ratelimit.enforce(request, ratelimit.REGISTER, _ip(request))
     data = await read_json(request, RegisterIn, _limit(request))
     account = await service.register(request.state.ctx, data)
-    return json_response(account.public(), status_code=201, headers={"Location": f"{API_PREFIX}/users/me"})
+    return json_response(_user(account), status_code=201, headers={"Location": f"{API_PREFIX}/users/me"})
 
 
 @operation(
@@ -67,10 +79,10 @@ async def register(request: Request) -> Response:
 )
 async def activate(request: Request) -> Response:
     creds = basic_credentials(request)
-    await ratelimit.enforce(request, ratelimit.ACTIVATE, creds.email.strip().lower())
+    await ratelimit.enforce(request, ratelimit.ACTIVATE, canonical_email(creds.email))
     data = await read_json(request, ActivateIn, _limit(request))
     account = await service.activate(request.state.ctx, creds.email, creds.password, data.code)
-    return json_response(account.public())
+    return json_response(_user(account))
 
 
 @operation(
@@ -83,7 +95,7 @@ async def activate(request: Request) -> Response:
 )
 async def activation_code(request: Request) -> Response:
     creds = basic_credentials(request)
-    await ratelimit.enforce(request, ratelimit.ACTIVATION_CODE, creds.email.strip().lower())
+    await ratelimit.enforce(request, ratelimit.ACTIVATION_CODE, canonical_email(creds.email))
     await service.resend_activation_code(request.state.ctx, creds.email, creds.password)
     return json_response({"detail": "A new activation code is on its way"}, status_code=202)
 
@@ -113,7 +125,7 @@ async def login(request: Request) -> Response:
     else:
         data = await read_json(request, LoginIn, _limit(request))
     tokens = await service.login(request.state.ctx, data)
-    return json_response(tokens.public(), headers={"Cache-Control": "no-store"})
+    return json_response(_tokens(tokens), headers={"Cache-Control": "no-store"})
 
 
 @operation(
@@ -129,7 +141,7 @@ async def login(request: Request) -> Response:
 async def refresh(request: Request) -> Response:
     data = await read_json(request, RefreshIn, _limit(request))
     tokens = await service.refresh(request.state.ctx, data.refresh_token)
-    return json_response(tokens.public(), headers={"Cache-Control": "no-store"})
+    return json_response(_tokens(tokens), headers={"Cache-Control": "no-store"})
 
 
 @operation(
@@ -150,7 +162,7 @@ async def logout(request: Request) -> Response:
 @operation(summary="The current account", tag="accounts", responses={200: UserOut})
 async def me(request: Request) -> Response:
     account = await current_account(request)
-    return json_response(account.public())
+    return json_response(_user(account))
 
 
 @operation(summary="Delete the current account and everything it owns", tag="accounts", responses={204: None})

@@ -18,8 +18,14 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 128
 PASSWORD_PATTERN = r"^(?=[\s\S]*\d)(?=[\s\S]*[^\W\d_])"  # noqa: S105 (a pattern, not a password)  # nosec B105
 
 
+def canonical_email(value: str) -> str:
+    """The form in which an email is stored, compared and rate-limited: without surrounding spaces, in
+    lower case. The one place that says so; everything else calls this."""
+    return value.strip().lower()
+
+
 def normalise_email(value: str) -> str:
-    value = value.strip().lower()
+    value = canonical_email(value)
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -56,7 +62,7 @@ Email = Annotated[
     ),
 ]
 # Login takes whatever was typed (OAuth2 clients send a "username"): a malformed email is just wrong.
-LoginEmail = Annotated[str, Field(min_length=1, max_length=320), AfterValidator(lambda v: v.strip().lower())]
+LoginEmail = Annotated[str, Field(min_length=1, max_length=320), AfterValidator(canonical_email)]
 NewPassword = Annotated[
     str,
     AfterValidator(check_password),

@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from service import metrics
 from service.accounts import passwords, tokens
-from service.accounts.schemas import LoginIn, PasswordResetConfirmIn, RegisterIn
+from service.accounts.schemas import LoginIn, PasswordResetConfirmIn, RegisterIn, canonical_email
 from service.context import Context
 from service.db import Database, Queries
 from service.errors import BadRequest, Conflict, Forbidden, Gone, Unauthorized
@@ -57,23 +56,12 @@ class Account:
     def from_row(cls, row: asyncpg.Record) -> Account:
         return cls(row["id"], row["email"], row["is_active"], row["created_at"])
 
-    def public(self) -> dict[str, Any]:
-        return {"id": self.id, "email": self.email, "is_active": self.is_active, "created_at": self.created_at}
-
 
 @dataclass(frozen=True)
 class Tokens:
     access_token: str
     refresh_token: str
     expires_in: int
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "access_token": self.access_token,
-            "refresh_token": self.refresh_token,
-            "token_type": "bearer",  # nosec B105  # the OAuth 2 token type, not a password
-            "expires_in": self.expires_in,
-        }
 
 
 class _DummyHash:
@@ -115,7 +103,7 @@ async def register(ctx: Context, data: RegisterIn) -> Account:
 async def authenticate(ctx: Context, email: str, password: str, scheme: str = "Bearer") -> Account:
     """The account these credentials open, active or not; BadCredentials otherwise, in similar time.
     `scheme` is the authentication scheme the caller used, named in the 401 challenge."""
-    email = email.strip().lower()
+    email = canonical_email(email)
     # No stored email holds U+0000, and PostgreSQL text cannot even be compared with one: an unknown email.
     row = await ctx.db.fetch_one(Q.account_by_email, email=email) if "\x00" not in email else None
     hashed = row["password_hash"] if row else await _dummy.get(ctx.settings.bcrypt_rounds)
