@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service.accounts import service
+from service.accounts.auth import basic_credentials, current_account
 from service.accounts.schemas import (
     Accepted,
     ActivateIn,
@@ -23,7 +24,6 @@ from service.accounts.schemas import (
     canonical_email,
 )
 from service.http import ratelimit
-from service.http.auth import basic_credentials, current_account
 from service.http.bodies import declared_length, media_type, read_form, read_json
 from service.http.clients import client_ip
 from service.http.openapi import Form, operation

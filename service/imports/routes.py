@@ -14,7 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from service import idempotency
-from service.http.auth import current_account
+from service.accounts.auth import current_account
 from service.http.early import AnswerThenDrain
 from service.http.openapi import Body, Webhook, operation
 from service.imports import events as job_events

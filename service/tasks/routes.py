@@ -13,8 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from service import idempotency, metrics
+from service.accounts.auth import current_account, token_user_id, unauthorized
 from service.errors import Unprocessable
-from service.http.auth import current_account, token_user_id, unauthorized
 from service.http.bodies import read_json, read_json_object
 from service.http.openapi import operation
 from service.http.routing import API_PREFIX

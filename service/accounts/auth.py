@@ -1,4 +1,7 @@
-"""Credentials from the Authorization header: Bearer access tokens and HTTP Basic."""
+"""Who is calling: the account behind a request's Authorization header (Bearer access tokens, HTTP Basic).
+
+It lives with accounts, which owns the tokens and the table it checks them against; routes of every domain
+use it, so the arrows point one way (tasks, imports -> accounts -> http)."""
 
 from __future__ import annotations
 
