@@ -2,13 +2,15 @@
 breaks contextvars): the request id, default security headers, and for each finished request one JSON
 log line and its HTTP metrics.
 
-Metrics: (method, route template, status, latency) go to the process's `Recorder`, a few dict
-increments with no I/O (its flusher takes them to Redis); any error there is swallowed, metrics never
-fail a request. The route is the template Starlette matched (`/api/v1/users/{id}`, not the raw path);
-a request that matched no route counts as "<unmatched>". The metrics endpoints are not counted: a
-scraper polling every few seconds would drown the figures it reads. Done here rather than in a
-middleware of its own: one wrapper layer less on every request (each one a call and a closure on the
+Metrics: (method, route template, status, latency) go to an `Observer` (the process's
+`service.metrics.recorder.Recorder`, a few dict increments with no I/O); any error there is swallowed,
+metrics never fail a request. The route is the template Starlette matched (`/api/v1/users/{id}`, not
+the raw path); a request that matched no route counts as UNMATCHED. The metrics endpoints are not
+counted: a scraper polling every few seconds would drown the figures it reads. Done here rather than in
+a middleware of its own: one wrapper layer less on every request (each one a call and a closure on the
 hot path), and the status seen is the one sent, the 500 rendered below for an unhandled error included.
+The observer is handed in by create_app, so this module does not import the metrics package (which
+imports http/ for its routes).
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ import logging
 import os
 import re
 import time
+from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import internal_error
 from service.logs import log_request, request_id_var, user_id_var
-from service.metrics.recorder import UNMATCHED, Recorder
 
 log = logging.getLogger("tasklane.request")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -33,6 +35,11 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
 ]
 NOT_COUNTED = frozenset({"/metrics", "/api/v1/metrics"})
+UNMATCHED = "<unmatched>"  # the route of a request that matched none, in its log line and its metrics
+
+
+class Observer(Protocol):
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None: ...
 
 
 def declares_body(scope: Scope) -> bool:
@@ -57,7 +64,7 @@ def incoming_request_id(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, recorder: Recorder | None = None) -> None:
+    def __init__(self, app: ASGIApp, recorder: Observer | None = None) -> None:
         self.app = app
         self.recorder = recorder  # None: metrics off
 

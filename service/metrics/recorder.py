@@ -45,7 +45,6 @@ LATENCY_TTL_MINUTES = WINDOW_MINUTES + 2  # a minute's hash outlives its last re
 APPLIED_TTL = 3600
 WARN_EVERY = 60  # failed flushes between two warnings (one a minute at the default interval)
 
-UNMATCHED = "<unmatched>"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Index by status // 100 (clamped to 5): informational answers never end a request here.
 STATUS_CLASSES = ("2xx", "2xx", "2xx", "3xx", "4xx", "5xx")
