@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import email
+import inspect
+import logging
 import re
 import socket
 import threading
@@ -141,13 +143,20 @@ class AppClient:
                 yield cls(app, state, http)
 
 
-async def deliver_pending_emails(ctx: Context) -> list[str]:
-    """Send every queued email now, as the `emails.send` actor would, through the real SMTP server."""
+async def send_email(ctx: Context, email_id: Any, mailer: Any = None) -> str:
+    """One attempt at a queued email, as the `emails.send` actor makes it (through the real SMTP server
+    unless another mailer is given); what happened."""
+    from service.accounts.service import mint_for_email
     from service.notifications.emails import SMTPMailer, deliver
 
+    return await deliver(ctx, mailer or SMTPMailer(ctx.settings), email_id, mint_for_email)
+
+
+async def deliver_pending_emails(ctx: Context) -> list[str]:
+    """Send every queued email now, as the `emails.send` actor would, through the real SMTP server."""
     async with ctx.db.connection() as conn:
         ids = [r["id"] for r in await conn.fetch("SELECT id FROM emails WHERE status = 'pending' ORDER BY created_at")]
-    return [await deliver(ctx, SMTPMailer(ctx.settings), i) for i in ids]
+    return [await send_email(ctx, i) for i in ids]
 
 
 async def register(http: httpx.AsyncClient, address: str, password: str = PASSWORD) -> httpx.Response:
@@ -213,15 +222,12 @@ def running_worker(threads: int = 2) -> Iterator[Any]:
 async def fail_every_attempt(ctx: Context, email_id: Any) -> str:
     """Deliver a queued email to an SMTP server that refuses it, attempt after attempt, each as soon as the
     last failed; the outcome of the last one (the SMTP sink must be refusing)."""
-    import pytest
-
-    from service.notifications.emails import MAX_ATTEMPTS, DeliveryFailed, SMTPMailer, deliver
+    from service.notifications.emails import MAX_ATTEMPTS
 
     for _ in range(MAX_ATTEMPTS - 1):
-        with pytest.raises(DeliveryFailed):
-            await deliver(ctx, SMTPMailer(ctx.settings), email_id)
+        assert await send_email(ctx, email_id) == "retrying"
         await db_execute(ctx, "UPDATE emails SET next_attempt_at = now()")
-    return await deliver(ctx, SMTPMailer(ctx.settings), email_id)
+    return await send_email(ctx, email_id)
 
 
 def wait_until(probe: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
@@ -235,15 +241,61 @@ def wait_until(probe: Callable[[], Any], what: str, timeout: float = 60.0) -> An
     raise AssertionError(f"{what}: not in {timeout:.0f} s")
 
 
-async def eventually(probe: Callable[[], Any], timeout: float = 15.0) -> Any:
-    """Poll an async probe until it returns something truthy; fail after `timeout` seconds."""
+async def eventually(
+    probe: Callable[[], Any], timeout: float = 15.0, what: str = "condition", every: float = 0.05
+) -> Any:
+    """Wait for an event: poll `probe` (a function, or a coroutine function) until it returns something
+    truthy, which is returned. The deadline is generous, for a loaded machine: after `timeout` seconds,
+    AssertionError naming `what` and the last value seen."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await probe()
+    while True:
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not in {timeout:g} s (last: {value!r})")
+        await asyncio.sleep(every)
+
+
+@contextmanager
+def log_records(name: str, level: int = logging.INFO) -> Iterator[list[logging.LogRecord]]:
+    """The records logger `name` emits inside the block, at `level` and above. Unlike caplog, this holds
+    when something in the block sets up logging again (importing the workers package does: it resets the root
+    logger's handlers)."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger, handler = logging.getLogger(name), Keep(level)
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+def queue_size(broker: Any, actor: str) -> int:
+    """Messages of `actor`'s queue that are waiting, delayed (a retry) or in a worker's hands (not yet acked)."""
+    from service.messages import queue_of
+
+    return broker.do_qsize(queue_of(actor))
+
+
+def delayed_messages(broker: Any, actor: str) -> list[Any]:
+    """The messages of `actor`'s queue waiting for their time (Dramatiq's Redis broker keeps them apart)."""
+    import dramatiq
+
+    from service.messages import queue_of
+
+    raw = broker.client.hvals(f"{broker.namespace}:{queue_of(actor)}.DQ.msgs")
+    return [dramatiq.Message.decode(data) for data in raw]
 
 
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:

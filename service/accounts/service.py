@@ -228,5 +228,27 @@ async def confirm_password_reset(ctx: Context, data: PasswordResetConfirmIn) -> 
         await ctx.db.execute(Q.revoke_account_tokens, account_id=row["account_id"])
 
 
+async def mint_for_email(ctx: Context, kind: str, account_id: UUID) -> dict[str, str] | None:
+    """What an email about this account carries, minted as it is sent (emails.Mint), so that a code's
+    minute starts when it leaves: a fresh activation code, whose digest replaces the last one (None once
+    the account is active: that email is no longer needed), or a password-reset token. Only digests are
+    stored. The welcome email carries nothing."""
+    s = ctx.settings
+    if kind == "activation":
+        code = tokens.new_code()
+        code_hash = tokens.code_digest(s.secret_key, account_id, code)
+        stored = await ctx.db.fetch_val(
+            Q.set_activation_code, id=account_id, code_hash=code_hash, ttl=s.activation_code_ttl
+        )
+        return {"code": code} if stored is not None else None
+    if kind == "password_reset":
+        token = tokens.new_opaque_token()
+        await ctx.db.execute(
+            Q.insert_reset_token, token_hash=tokens.digest(token), account_id=account_id, ttl=s.password_reset_ttl
+        )
+        return {"token": token}
+    return {}
+
+
 async def delete_account(ctx: Context, account_id: UUID) -> None:
     await ctx.db.execute(Q.delete_account, id=account_id)

@@ -4,29 +4,30 @@ Delivery is idempotent: a worker first claims the row (so two copies of one mess
 at once), a row marked sent is never sent again, and the Message-ID derives from the row id so a
 receiving server can drop the rare duplicate left by a worker killed between sending and recording.
 
-Retries follow one schedule, decided here: after a failed attempt the row records when the next attempt
-is due, and the actor asks Dramatiq to retry after exactly that delay. For a pending row,
-`next_attempt_at` is that due time plus RELAY_GRACE: the relay re-drives the email only once its retry is
-overdue (its message was lost), and a claim refuses a copy of the message that arrives before the retry is
-due. So however many messages exist for one email, its attempts keep to the schedule (2 s doubling, 8
-attempts over about four minutes) instead of being spent by duplicates.
+What an email carries that must be fresh when it is sent (an activation code valid 60 s, a reset token) is
+minted by the accounts domain, which owns those tables: `deliver` is handed its `Mint`. This module only
+renders the text and sends it.
+
+Retries follow the outbox's one mechanism (service.outbox): after a failed attempt the row records when
+the next one is due and a message delayed by that is enqueued; 2 s doubling, 8 attempts over about four
+minutes, however many copies of a message exist.
 """
 
 from __future__ import annotations
 
 import logging
-import random
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
-from typing import Protocol
+from typing import Literal, Protocol
 from uuid import UUID
 
 import aiosmtplib
+import asyncpg
 import redis.asyncio as aioredis
 
-from service import metrics
-from service.accounts import tokens
+from service import metrics, outbox
 from service.config import Settings
 from service.context import Context
 from service.db import Queries
@@ -36,22 +37,20 @@ from service.notifications import inbox
 
 log = logging.getLogger("tasklane.emails")
 Q = Queries("emails")
-AQ = Queries("accounts")
 
+ACTOR = "emails.send"
 MAX_ATTEMPTS = 8
-MIN_BACKOFF_MS = 2_000
-MAX_BACKOFF_MS = 300_000
+# 2 s doubling up to 5 minutes, each delay stretched by up to 25% so a recovered server is not stampeded.
+BACKOFF = outbox.Backoff(base=2.0, cap=300.0, jitter=(1.0, 1.25))
 CLAIM_LEASE = 120  # seconds; longer than one SMTP attempt can take
-CLAIM_SLACK = 1.0  # seconds a retry may arrive before it is due (clock skew) and still be taken
-JITTER = 0.25  # retry delays are stretched by up to this fraction, so a recovered server is not stampeded
+KINDS = frozenset({"activation", "welcome", "password_reset"})
 
-
-class DeliveryFailed(Exception):
-    """A send that failed for a reason that may pass: retry after `retry_in_ms` (the actor does)."""
-
-    def __init__(self, error: str, retry_in_ms: int = MIN_BACKOFF_MS) -> None:
-        super().__init__(error)
-        self.retry_in_ms = retry_in_ms
+# What one delivery call did; "not-due" means no attempt was made (sent, given up, unknown, held by
+# another worker, or its retry is not due yet).
+SendResult = Literal["sent", "printed", "skipped", "retrying", "failed", "not-due"]
+# What the accounts domain puts in an email of `kind` to `account_id`, minted as it is sent ({"code": ...},
+# {"token": ...}, or nothing); None when the email is no longer needed (the account is already active).
+Mint = Callable[[Context, str, UUID], Awaitable[Mapping[str, str] | None]]
 
 
 @dataclass(frozen=True)
@@ -64,18 +63,15 @@ class Outgoing:
 
 class Mailer(Protocol):
     # What handing a message to this mailer does to it: "sent" (to an SMTP server) or "printed" (to the log).
-    outcome: str
+    outcome: Literal["sent", "printed"]
 
     async def send(self, message: Outgoing) -> None: ...
 
 
-def retry_delay_ms(attempt: int) -> int:
-    """The delay between failed attempt `attempt` and the next one, before jitter: 2 s doubling, capped."""
-    return min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** max(attempt - 1, 0))
-
-
 async def queue(ctx: Context, kind: str, account_id: UUID, to_address: str) -> Message:
     """Record an email in the caller's transaction; dispatch the returned message after commit."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown email kind {kind!r}")
     email_id = await ctx.db.fetch_val(
         Q.queue_email,
         account_id=account_id,
@@ -84,86 +80,64 @@ async def queue(ctx: Context, kind: str, account_id: UUID, to_address: str) -> M
         request_id=request_id_var.get(),
         grace=ctx.settings.relay_grace,
     )
-    return Message("emails.send", (str(email_id),))
+    return outbox.message(ACTOR, email_id)
 
 
-async def _render(ctx: Context, email_id: UUID, kind: str, account_id: UUID, to: str) -> Outgoing | None:
-    s = ctx.settings
+def render(settings: Settings, kind: str, to: str, values: Mapping[str, str]) -> tuple[str, str]:
+    """Subject and text of an email of `kind`, with what was minted for it."""
+    s = settings
     if kind == "activation":
-        code = tokens.new_code()
-        stored = await ctx.db.fetch_val(
-            AQ.set_activation_code,
-            id=account_id,
-            code_hash=tokens.code_digest(s.secret_key, account_id, code),
-            ttl=s.activation_code_ttl,
-        )
-        if stored is None:
-            return None
-        return Outgoing(
-            email_id,
-            to,
+        code = values["code"]
+        return (
             f"Your tasklane activation code: {code}",
             f"Welcome to tasklane!\n\nYour activation code is {code}. It is valid for "
             f"{s.activation_code_ttl} seconds.\n\nIf it expires, ask for a new one with "
             f"POST {s.public_base_url}/api/v1/users/activation-code.\n",
         )
     if kind == "welcome":
-        return Outgoing(
-            email_id,
-            to,
+        return (
             "Your tasklane account is active",
             f"Your account {to} is active. Log in at {s.public_base_url}/api/v1/auth/login.\n",
         )
     if kind == "password_reset":
-        token = tokens.new_opaque_token()
-        await ctx.db.execute(
-            AQ.insert_reset_token, token_hash=tokens.digest(token), account_id=account_id, ttl=s.password_reset_ttl
-        )
-        return Outgoing(
-            email_id,
-            to,
+        return (
             "Reset your tasklane password",
             "Someone asked to reset the password of this tasklane account. If it was you, send\n\n"
             f"POST {s.public_base_url}/api/v1/auth/password-reset/confirm\n"
-            f'{{"token": "{token}", "password": "<your new password>"}}\n\n'
+            f'{{"token": "{values["token"]}", "password": "<your new password>"}}\n\n'
             f"The token works once, within {s.password_reset_ttl // 60} minutes. "
             "If it was not you, ignore this email.\n",
         )
     raise ValueError(f"unknown email kind {kind!r}")
 
 
-async def deliver(ctx: Context, mailer: Mailer, email_id: UUID) -> str:
-    """Send one queued email; returns what happened. Raises DeliveryFailed when a retry should follow."""
-    row = await ctx.db.fetch_one(
-        Q.claim_email, id=email_id, lease=CLAIM_LEASE, grace=ctx.settings.relay_grace, slack=CLAIM_SLACK
-    )
+async def _compose(ctx: Context, row: asyncpg.Record, email_id: UUID, mint: Mint) -> Outgoing | None:
+    account_id, kind, to = row["account_id"], row["kind"], row["to_address"]
+    if account_id is None:
+        return None  # the account was deleted
+    if kind not in KINDS:
+        raise ValueError(f"unknown email kind {kind!r}")
+    values = await mint(ctx, kind, account_id)
+    if values is None:
+        return None
+    return Outgoing(email_id, to, *render(ctx.settings, kind, to, values))
+
+
+async def deliver(ctx: Context, mailer: Mailer, email_id: UUID, mint: Mint) -> SendResult:
+    """Make one attempt at sending a queued email, if it is due; returns what happened."""
+    row = await outbox.claim(ctx, Q.claim_email, email_id, lease=CLAIM_LEASE, grace=ctx.settings.relay_grace)
     if row is None:
-        return "not-due"  # sent, given up, unknown, another worker holds it, or its retry is not due yet
-    if row["request_id"]:
-        request_id_var.set(row["request_id"])  # also when the relay re-drove it without one
-    account_id = row["account_id"]
-    message = None
-    if account_id is not None:
-        message = await _render(ctx, email_id, row["kind"], account_id, row["to_address"])
+        return "not-due"
+    message = await _compose(ctx, row, email_id, mint)
     if message is None:
         await ctx.db.execute(Q.mark_email_skipped, id=email_id, reason="no longer needed")
         return "skipped"
+    extra = {"email_id": str(email_id), "kind": row["kind"]}
     try:
         await mailer.send(message)
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
-        if row["attempts"] >= MAX_ATTEMPTS:
-            await ctx.db.execute(Q.mark_email_failed, id=email_id, error=error)
-            log.error("email given up", extra={"email_id": str(email_id), "attempts": row["attempts"], "error": error})
-            metrics.count("emails_failed")
-            return "failed"
-        retry_in_ms = round(retry_delay_ms(row["attempts"]) * random.uniform(1, 1 + JITTER))
-        await ctx.db.execute(
-            Q.mark_email_retry, id=email_id, error=error, retry_in=retry_in_ms / 1000, grace=ctx.settings.relay_grace
-        )
-        raise DeliveryFailed(error, retry_in_ms) from exc
+        return await _failed(ctx, email_id, row["attempts"], outbox.describe(exc))
     await ctx.db.execute(Q.mark_email_sent, id=email_id)
-    extra = {"email_id": str(email_id), "kind": row["kind"]}
     if mailer.outcome == "printed":
         # The one line for this email, its text included: no SMTP server received it.
         extra |= {"to": message.to, "subject": message.subject, "body": message.body}
@@ -174,10 +148,25 @@ async def deliver(ctx: Context, mailer: Mailer, email_id: UUID) -> str:
     return mailer.outcome
 
 
-async def redrive(ctx: Context, limit: int = 500) -> list[Message]:
-    """Jobs for emails whose message was lost (Redis restart, killed worker)."""
-    rows = await ctx.db.fetch_all(Q.due_emails, grace=ctx.settings.relay_grace, limit=limit)
-    return [Message("emails.send", (str(r["id"]),)) for r in rows]
+async def _failed(ctx: Context, email_id: UUID, attempt: int, error: str) -> SendResult:
+    """Record a failed attempt: given up after the last one, else retried on the schedule."""
+    extra = {"email_id": str(email_id), "attempts": attempt, "error": error}
+    if attempt >= MAX_ATTEMPTS:
+        await ctx.db.execute(Q.mark_email_failed, id=email_id, error=error)
+        log.error("email given up", extra=extra)
+        metrics.count("emails_failed")
+        return "failed"
+    delay = BACKOFF.delay(attempt)
+    grace = ctx.settings.relay_grace
+    await ctx.db.execute(Q.mark_email_retry, id=email_id, error=error, retry_in=delay, grace=grace)
+    outbox.retry_later(ctx, ACTOR, email_id, delay)
+    log.info("email attempt failed, retrying", extra={**extra, "retry_in": round(delay, 3)})
+    return "retrying"
+
+
+async def redrive(ctx: Context) -> list[Message]:
+    """Messages for emails whose message was lost (Redis restart, killed worker); for the relay."""
+    return await outbox.redrive(ctx, ACTOR, Q.due_emails)
 
 
 def _build(settings: Settings, message: Outgoing) -> EmailMessage:

@@ -30,7 +30,6 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-import random
 import socket
 import time
 import typing
@@ -44,6 +43,7 @@ import httpcore
 import httpx
 import orjson
 
+from service import metrics, outbox
 from service.config import Settings, webhook_key
 from service.context import Context
 from service.db import Queries
@@ -63,7 +63,6 @@ MAX_URL_LENGTH = 2048
 _LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://{_LABEL}(\.{_LABEL})*(:[0-9]{{1,4}})?([/?#][\x21-\x7e]*)?$"
 RESOLVE_TIMEOUT = 5.0  # seconds validate_url_async waits for DNS
-CLAIM_SLACK = 1.0  # seconds a retry message may arrive before its due time (clock skew) and still run
 USER_AGENT = "tasklane-webhooks/0.1"
 IMPORT_EVENT_TYPES = frozenset({"import.completed", "import.failed", "import.cancelled"})
 IMPORT_DATA_FIELDS = ("job_id", "status", "rows_processed", "rows_imported", "rows_failed", "finished_at")
@@ -307,7 +306,7 @@ async def queue_import_event(
     )
     if event_id is None:  # another transaction queued the same event at the same moment (not in our snapshot)
         raise RuntimeError(f"webhook event {event_type} for job {job_id} was queued concurrently")
-    return Message(ACTOR, (str(event_id),))
+    return outbox.message(ACTOR, event_id)
 
 
 # --- Delivery ---------------------------------------------------------------------------------------
@@ -334,7 +333,7 @@ def retry_delay(settings: Settings, attempt: int, retry_after: float | None = No
     WEBHOOK_RETRY_AFTER_CAP) when it gave one, else WEBHOOK_RETRY_BASE doubled per attempt, +/-20% jitter."""
     if retry_after is not None:
         return min(max(retry_after, 0.0), settings.webhook_retry_after_cap)
-    return settings.webhook_retry_base * 2 ** max(attempt - 1, 0) * random.uniform(0.8, 1.2)
+    return outbox.Backoff(settings.webhook_retry_base, jitter=(0.8, 1.2)).delay(attempt)
 
 
 def claim_lease(settings: Settings) -> float:
@@ -354,21 +353,12 @@ async def _post(
         return response.status_code, response.headers.get("retry-after")
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
-
-
 async def deliver(ctx: Context, http: httpx.AsyncClient, event_id: UUID) -> Outcome:
     """Make one delivery attempt of a webhook event, if it is due; returns what happened."""
     s = ctx.settings
-    row = await ctx.db.fetch_one(
-        Q.claim_webhook_event, id=event_id, lease=claim_lease(s), slack=CLAIM_SLACK, max_attempts=MAX_ATTEMPTS
-    )
+    row = await outbox.claim(ctx, Q.claim_webhook_event, event_id, lease=claim_lease(s), max_attempts=MAX_ATTEMPTS)
     if row is None:
         return "not-due"
-    if row["request_id"]:
-        request_id_var.set(row["request_id"])  # also when the relay re-drove it without one
     attempt: int = row["attempts"]
     status_code: int | None = None
     retry_after: str | None = None
@@ -385,12 +375,12 @@ async def deliver(ctx: Context, http: httpx.AsyncClient, event_id: UUID) -> Outc
     except (TimeoutError, httpx.TimeoutException):
         error = f"timed out after {s.webhook_timeout:g} s"
     except (httpx.HTTPError, OSError) as exc:
-        error = _describe(exc)
+        error = outbox.describe(exc)
     except Exception as exc:  # anything else still counts as an attempt (retried), never a stuck claim
         log.exception(
             "unexpected error delivering a webhook", extra={"event_id": str(event_id), "endpoint": endpoint(row["url"])}
         )
-        error = _describe(exc)
+        error = outbox.describe(exc)
     duration_ms = round((time.monotonic() - started) * 1000)
 
     delay = 0.0
@@ -429,12 +419,13 @@ async def deliver(ctx: Context, http: httpx.AsyncClient, event_id: UUID) -> Outc
         "status_code": status_code,
         "endpoint": endpoint(row["url"]),
     }
+    metrics.count(f"webhook_deliveries_{outcome}")  # every attempt made, as recorded on it
     if changed is None:
         # The claim lapsed (the relay handed the event on): the attempt is recorded, the event is not ours.
         log.warning("webhook attempt finished after its claim lapsed", extra=extra)
         return outcome
     if outcome == "retrying":
-        ctx.dispatcher.dispatch_soon(Message(ACTOR, (str(event_id),), delay_ms=round(delay * 1000)))
+        outbox.retry_later(ctx, ACTOR, event_id, delay)
         log.info("webhook attempt failed, retrying", extra={**extra, "error": error, "retry_in": round(delay, 3)})
     elif outcome == "failed":
         log.warning("webhook delivery failed", extra={**extra, "error": error})
@@ -443,16 +434,9 @@ async def deliver(ctx: Context, http: httpx.AsyncClient, event_id: UUID) -> Outc
     return outcome
 
 
-async def redrive(ctx: Context, limit: int = 500) -> list[Message]:
+async def redrive(ctx: Context) -> list[Message]:
     """Messages for events whose message was lost (Redis restart, killed worker); for the relay."""
-    rows = await ctx.db.fetch_all(
-        Q.due_webhook_events,
-        grace=ctx.settings.relay_grace,
-        limit=limit,
-        max_attempts=MAX_ATTEMPTS,
-        lost_error=LOST_ATTEMPT,
-    )
-    return [Message(ACTOR, (str(r["id"]),)) for r in rows if r["status"] == "pending"]
+    return await outbox.redrive(ctx, ACTOR, Q.due_webhook_events, max_attempts=MAX_ATTEMPTS, lost_error=LOST_ATTEMPT)
 
 
 async def list_attempts(ctx: Context, subject_id: UUID, user_id: UUID) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 -- Records an email to send; the relay re-enqueues it if no worker has sent it after :grace seconds.
 INSERT INTO emails (account_id, kind, to_address, request_id, next_attempt_at)
 VALUES (:account_id, :kind, :to_address, :request_id, now() + make_interval(secs => :grace))
-RETURNING id;
+RETURNING id, status;
 
 -- name: claim-email
 -- Takes an email for sending, unless it is done, another worker's claim is still live, or it is pending a
@@ -37,7 +37,7 @@ UPDATE emails SET status = 'failed', last_error = :error WHERE id = :id;
 
 -- name: due-emails
 -- Emails no worker has taken in time (lost broker message, killed worker): pushes their deadline
--- forward and returns their ids, for the relay to enqueue again.
+-- forward and returns them (id, status), for the relay to enqueue again.
 UPDATE emails SET status = 'pending', next_attempt_at = now() + make_interval(secs => :grace)
 WHERE id IN (
     SELECT id FROM emails
@@ -46,4 +46,4 @@ WHERE id IN (
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id;
+RETURNING id, status;

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from service.config import ConfigError, Settings
-from service.notifications.emails import LogMailer, deliver
-from tests.support import AppClient, assert_problem, db_value, register
+from service.notifications.emails import LogMailer
+from tests.support import AppClient, assert_problem, db_value, register, send_email
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ async def dev(settings: Settings, database: str, clean: None) -> AsyncIterator[A
 async def _print_pending(app: AppClient) -> None:
     ids = await db_value(app.ctx, "SELECT array_agg(id ORDER BY created_at) FROM emails WHERE status = 'pending'")
     for email_id in ids or []:
-        assert await deliver(app.ctx, LogMailer(app.ctx.settings), email_id) == "printed"
+        assert await send_email(app.ctx, email_id, LogMailer(app.ctx.settings)) == "printed"
 
 
 async def test_printed_emails_are_listed_newest_first_filtered_by_address(dev, caplog):
