@@ -22,20 +22,17 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from service.context import Context
 from service.errors import Unprocessable
 from service.messages import Message
-from service.notifications import webhooks
-from service.notifications.webhooks import (
+from service.notifications.webhooks import delivery, signing, url_policy
+from service.notifications.webhooks.client import ForbiddenAddress, make_http_client
+from service.notifications.webhooks.delivery import (
     LOST_ATTEMPT,
     MAX_ATTEMPTS,
-    ForbiddenAddress,
-    InvalidWebhookURL,
     deliver,
     list_attempts,
-    make_http_client,
     queue_import_event,
-    sign,
-    validate_url,
-    validate_url_async,
 )
+from service.notifications.webhooks.signing import sign
+from service.notifications.webhooks.url_policy import InvalidWebhookURL, validate_url_async
 from tests.receiver import Reply
 from tests.support import db_execute, db_value, eventually, free_port, running_worker, worker_broker
 
@@ -128,7 +125,7 @@ def test_signature_matches_the_standard_webhooks_reference_vector_and_library():
     ts = int(time.time())
     library = Webhook(secret)
     assert sign(secret, "evt-1", ts, body) == library.sign("evt-1", datetime.fromtimestamp(ts, UTC), body.decode())
-    headers = webhooks.signed_headers(secret, "evt-1", body)
+    headers = signing.signed_headers(secret, "evt-1", body)
     assert library.verify(body, headers) == {"data": {"job_id": "x"}, "type": "import.completed"}
     with pytest.raises(WebhookVerificationError):
         Webhook("whsec_" + "QUJD" * 8).verify(body, headers)
@@ -139,21 +136,21 @@ def test_signature_matches_the_standard_webhooks_reference_vector_and_library():
 def test_retry_delays_double_from_the_base_with_jitter_and_retry_after_is_capped(settings):
     s = dataclasses.replace(settings, webhook_retry_base=2.0, webhook_retry_after_cap=300.0)
     for attempt, nominal in [(1, 2.0), (2, 4.0), (3, 8.0)]:
-        delays = [webhooks.retry_delay(s, attempt) for _ in range(200)]
+        delays = [delivery.retry_delay(s, attempt) for _ in range(200)]
         assert all(nominal * 0.8 <= d <= nominal * 1.2 for d in delays)
         assert len(set(delays)) > 1  # jittered
-    assert webhooks.retry_delay(s, 1, retry_after=30) == 30
-    assert webhooks.retry_delay(s, 1, retry_after=86400) == 300
+    assert delivery.retry_delay(s, 1, retry_after=30) == 30
+    assert delivery.retry_delay(s, 1, retry_after=86400) == 300
 
 
 def test_retry_after_is_read_as_seconds_or_an_http_date():
     now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-    assert webhooks.parse_retry_after("120") == 120
-    assert webhooks.parse_retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90
-    assert webhooks.parse_retry_after(format_datetime(now - timedelta(seconds=90), usegmt=True), now) == 0
-    assert webhooks.parse_retry_after("soon") is None
-    assert webhooks.parse_retry_after("-5") is None
-    assert webhooks.parse_retry_after(None) is None
+    assert delivery.parse_retry_after("120") == 120
+    assert delivery.parse_retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90
+    assert delivery.parse_retry_after(format_datetime(now - timedelta(seconds=90), usegmt=True), now) == 0
+    assert delivery.parse_retry_after("soon") is None
+    assert delivery.parse_retry_after("-5") is None
+    assert delivery.parse_retry_after(None) is None
 
 
 # --- URL validation (server-side request forgery) ------------------------------------------------------
@@ -198,13 +195,10 @@ PUBLIC = ["https://8.8.8.8/hooks/tasklane", "http://[2606:4700:4700::1111]:8443/
 @pytest.mark.parametrize("url", NON_PUBLIC)
 async def test_non_public_addresses_are_refused_unless_allowed(url):
     with pytest.raises(InvalidWebhookURL) as refused:
-        validate_url(url, allow_private=False)
+        await validate_url_async(url, allow_private=False)
     assert refused.value.status == 422
     assert "public" in refused.value.detail
     assert refused.value.errors == [{"field": "webhook_url", "message": refused.value.detail}]
-    with pytest.raises(InvalidWebhookURL):
-        await validate_url_async(url, allow_private=False)
-    assert validate_url(url, allow_private=True)
     assert await validate_url_async(url, allow_private=True)
 
 
@@ -212,19 +206,16 @@ async def test_non_public_addresses_are_refused_unless_allowed(url):
 async def test_malformed_urls_are_refused_even_when_private_addresses_are_allowed(url):
     for allow in (False, True):
         with pytest.raises(InvalidWebhookURL) as refused:
-            validate_url(url, allow_private=allow)
-        assert isinstance(refused.value, Unprocessable) and refused.value.detail
-        with pytest.raises(InvalidWebhookURL):
             await validate_url_async(url, allow_private=allow)
+        assert isinstance(refused.value, Unprocessable) and refused.value.detail
 
 
 @pytest.mark.parametrize("url", PUBLIC)
 async def test_public_addresses_are_accepted(url):
-    assert validate_url(url, allow_private=False) == str(httpx.URL(url))
     assert await validate_url_async(url, allow_private=False) == str(httpx.URL(url))
 
 
-def test_refusal_messages_say_what_is_wrong():
+async def test_refusal_messages_say_what_is_wrong():
     cases = {
         "ftp://example.com/": "http:// or https://",
         "http://u:p@example.com/": "user name or password",
@@ -234,14 +225,14 @@ def test_refusal_messages_say_what_is_wrong():
     }
     for url, expected in cases.items():
         with pytest.raises(InvalidWebhookURL, match=expected.replace("(", r"\(").replace(")", r"\)")):
-            validate_url(url, allow_private=False)
+            await validate_url_async(url, allow_private=False)
 
 
 def test_ipv4_carried_in_ipv6_is_judged_as_ipv4():
     import ipaddress
 
     def forbidden(a: str) -> bool:
-        return webhooks.is_forbidden_address(ipaddress.ip_address(a))
+        return url_policy.is_forbidden_address(ipaddress.ip_address(a))
 
     assert forbidden("64:ff9b::7f00:1")  # NAT64 of 127.0.0.1
     assert forbidden("2002:7f00:1::")  # 6to4 of 127.0.0.1
