@@ -19,6 +19,7 @@ from tests.support import (
     db_value,
     login,
     register,
+    wait_until,
     worker_broker,
 )
 
@@ -120,8 +121,6 @@ def test_the_worker_middleware_flushes_counts_on_the_worker_loop(worker, redis_c
     """A sync test: this thread blocks, so only the worker's own flusher (on its event loop) can take
     the count to Redis."""
     metrics.count("tasks_created", 3)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and redis_client.hget("tasklane:metrics:counters", "tasks_created") is None:
-        time.sleep(0.05)
-    assert redis_client.hget("tasklane:metrics:counters", "tasks_created") == b"3"
+    flushed = wait_until(lambda: redis_client.hget("tasklane:metrics:counters", "tasks_created"), "the flush", 10)
+    assert flushed == b"3"
     assert redis_client.keys("tasklane:metrics:applied:worker:*")

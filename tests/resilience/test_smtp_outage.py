@@ -12,9 +12,10 @@ from email.message import Message
 import asyncpg
 import httpx
 import pytest
+from service.jobs import make_broker
 
 from tests.resilience.helpers import client_address, until
-from tests.support import PASSWORD, SMTPSink, free_port
+from tests.support import PASSWORD, SMTPSink, free_port, queue_size
 
 pytestmark = [pytest.mark.resilience, pytest.mark.slow]
 
@@ -51,8 +52,14 @@ async def counters(http: httpx.AsyncClient) -> dict[str, int]:
     return (await http.get("/api/v1/metrics")).json()["counters"]
 
 
-async def test_smtp_refusing_for_30s_then_back_delivers_every_email_once(stack, database, report):
+async def test_smtp_refusing_for_30s_then_back_delivers_every_email_once(stack, database, settings, report):
     smtp = FlakySMTP()
+    broker = make_broker(settings)  # the workers' broker, to see what is left in their emails queue
+
+    async def settled() -> bool:
+        """No emails.send message is left, waiting, delayed (a retry) or in a worker's hands."""
+        return queue_size(broker, "emails.send") == 0
+
     env = {"SMTP_PORT": str(smtp.port)}
     _web, url = stack.web(extra_env=env)
     worker = stack.worker(processes=1, threads=4, extra_env=env)
@@ -86,7 +93,13 @@ async def test_smtp_refusing_for_30s_then_back_delivers_every_email_once(stack, 
 
             await until(delivered, 100, "every email after SMTP came back", every=0.1)
             after = time.monotonic() - back_at
-            await asyncio.sleep(3)  # a duplicate would show up now
+
+            async def all_sent() -> bool:
+                return await conn.fetchval("SELECT bool_and(status = 'sent') FROM emails")
+
+            # A sent row is never claimed again, and no message for one is left: no duplicate can follow.
+            await until(all_sent, 30, "every email recorded as sent")
+            await until(settled, 30, "the emails queue to drain")
             rows = await conn.fetch("SELECT status, attempts FROM emails ORDER BY created_at")
             metrics = await counters(http)
             report(
@@ -136,7 +149,8 @@ async def test_smtp_refusing_for_30s_then_back_delivers_every_email_once(stack, 
 
             metrics = await until(counted, 10, "emails_failed to count it")
             smtp.up()
-            await asyncio.sleep(3)  # no further attempt, no message left to retry it
+            # No message is left to retry it (and the relay never re-drives a failed row): nothing more can come.
+            await until(settled, 30, "the emails queue to drain")
             final = await conn.fetchrow("SELECT status, attempts FROM emails WHERE id = $1", row["id"])
             logged = [line for line in worker.logs() if line.get("message") == "email given up"]
             report(
@@ -155,3 +169,4 @@ async def test_smtp_refusing_for_30s_then_back_delivers_every_email_once(stack, 
     finally:
         smtp.down()
         await conn.close()
+        broker.close()

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import PASSWORD, code_in, db_value, register
+from tests.support import PASSWORD, code_in, db_value, eventually, register
 
 pytestmark = pytest.mark.security
 
@@ -91,10 +91,16 @@ async def test_login_limits_hold_across_two_uvicorn_processes(stack, redis_clien
     # 40 attempts, 8 at a time on new connections, so both processes accept some.
     batches = await asyncio.gather(*(_logins(url, 5) for _ in range(8)))
     statuses = sorted(s for batch in batches for s in batch)
-    await asyncio.sleep(0.6)  # both processes flush their request counts (METRICS_FLUSH_INTERVAL=0.2)
-    # Each uvicorn process records its own requests: two applied-batch keys mean both served some.
+    # Each uvicorn process records its own requests and flushes them (METRICS_FLUSH_INTERVAL=0.2) under a key
+    # of its own: two applied-batch keys mean both served some.
     here = f":{os.getpid()}:".encode()  # this test process's own in-process app, if it ran
-    processes = len([k for k in redis_client.scan_iter(match="tasklane:metrics:applied:web:*") if here not in k])
+
+    def serving() -> int:
+        """How many processes' counts reached Redis, once both did (0 before)."""
+        n = len([k for k in redis_client.scan_iter(match="tasklane:metrics:applied:web:*") if here not in k])
+        return n if n >= 2 else 0
+
+    processes = await eventually(serving, 10, "the logins reaching both processes (else the test proves nothing)")
     answered = {status: statuses.count(status) for status in sorted(set(statuses))}
     report("40 failed logins from one address, 2 uvicorn processes", answers=answered, processes_serving=processes)
     assert statuses == [401] * 5 + [429] * 35
