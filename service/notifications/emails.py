@@ -182,7 +182,7 @@ def _build(settings: Settings, message: Outgoing) -> EmailMessage:
 
 
 class SMTPMailer:
-    outcome = "sent"
+    outcome: Literal["sent", "printed"] = "sent"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -205,7 +205,7 @@ class LogMailer:
     line with its text), and in development it is also kept for GET /dev/mail. Never used when
     SMTP_HOST is set."""
 
-    outcome = "printed"
+    outcome: Literal["sent", "printed"] = "printed"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
