@@ -12,8 +12,8 @@ from email.message import Message
 import asyncpg
 import httpx
 import pytest
-from service.jobs import make_broker
 
+from service.messages import make_broker
 from tests.resilience.helpers import client_address, until
 from tests.support import PASSWORD, SMTPSink, free_port, queue_size
 
