@@ -33,8 +33,8 @@ import orjson
 
 from service.accounts.passwords import hash_password_sync
 from service.ids import uuid7_batch
-from service.imports import open_reader
-from service.imports.pipeline import TASK_COLUMNS
+from service.imports.chunks import TASK_COLUMNS
+from service.imports.files import open_reader
 from tests.perf.bench_readers import CACHE, csv_fixture, xlsx_fixture
 from tests.perf.common import (
     BEFORE_16,
