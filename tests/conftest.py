@@ -176,4 +176,4 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    terminal_summary(terminalreporter, "contract findings", "tests/test_contract.py")
+    terminal_summary(terminalreporter, "contract findings", "tests/http/test_contract.py")

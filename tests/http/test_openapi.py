@@ -1,5 +1,5 @@
 """GET /openapi.json describes every route, and follows the configuration; a path answers for all its
-methods (Allow on 405 and OPTIONS). That the running service keeps to the document is tests/test_contract.py."""
+methods (Allow on 405 and OPTIONS). That the running service keeps to the document is tests/http/test_contract.py."""
 
 from __future__ import annotations
 

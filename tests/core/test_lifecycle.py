@@ -1,18 +1,13 @@
-"""Pure pieces of the platform lifecycle: settings, queue names, signal handling, the web command's setup."""
+"""Pure pieces of the process lifecycle: broker settings, queue names, what preflight prints, the web setup."""
 
 from __future__ import annotations
-
-import asyncio
-import signal
 
 import pytest
 
 from service.config import ConfigError, Settings
-from service.imports import pipeline
 from service.messages import Redis, make_broker, queue_of
 from service.preflight import shown
 from service.serve import web_config
-from workers.middleware.clean_stop import CleanStop
 
 BASE = {"APP_ENV": "test"}
 
@@ -60,22 +55,6 @@ def test_printed_urls_keep_no_credentials():
     assert shown("amqp://user:pw@mq/vhost") == "amqp://mq/vhost"
 
 
-def test_only_the_first_stop_signal_starts_the_stop():
-    # Given the Dramatiq CLI's own handler, which takes a second signal for "kill now"
-    calls = []
-    handler = CleanStop()._once(lambda signum, frame: calls.append(signum))
-    try:
-        # When the platform's SIGTERM and the master's forwarded one arrive, and then one more
-        handler(signal.SIGTERM, None)
-        handler(signal.SIGTERM, None)
-        handler(signal.SIGHUP, None)
-        # Then the CLI sees one, and imports were told at once to hand their jobs back
-        assert calls == [signal.SIGTERM]
-        assert pipeline.stopping.is_set()
-    finally:
-        pipeline.stopping.clear()
-
-
 def test_the_web_command_reads_the_process_model_from_the_environment(monkeypatch):
     monkeypatch.setenv("WEB_MAX_REQUESTS", "1000")
     monkeypatch.setenv("WEB_MAX_REQUESTS_JITTER", "100")
@@ -94,23 +73,3 @@ def test_the_web_command_reads_the_process_model_from_the_environment(monkeypatc
 
 def test_recycling_is_off_by_default():
     assert Settings.from_env(BASE).web_max_requests == 0
-
-
-async def test_a_relay_whose_executor_is_gone_stops_its_process_instead_of_failing_forever(monkeypatch):
-    import types
-
-    from workers.middleware import relay as relay_middleware
-
-    # Given a sweep that fails as it does once the interpreter has shut the executors down under the loop
-    async def sweep(ctx: object, broker: object) -> int:
-        raise RuntimeError("cannot schedule new futures after shutdown")
-
-    signals = []
-    monkeypatch.setattr(relay_middleware, "sweep", sweep)
-    monkeypatch.setattr(relay_middleware.os, "kill", lambda pid, sig: signals.append(sig))
-    settings = types.SimpleNamespace(relay_interval=0.01)
-    monkeypatch.setattr(relay_middleware.resources, "ctx", types.SimpleNamespace(settings=settings), raising=False)
-    relay = relay_middleware.Relay()
-    # When its loop runs, then it asks for a clean stop of the process (once) and ends
-    await asyncio.wait_for(relay._loop(None), 5)
-    assert signals == [signal.SIGTERM]
