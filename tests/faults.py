@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.storage import process_alive as _alive
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 OWNER = os.getpid()
 PG_PREFIX = "tl_resil_"
@@ -50,14 +50,12 @@ def _owned_by_live_run(name: str, prefix: str) -> bool:
 
 
 def wait_port(port: int, timeout: float = 15.0, up: bool = True) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> bool:
         with socket.socket() as s:
             s.settimeout(0.2)
-            if (s.connect_ex(("127.0.0.1", port)) == 0) == up:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"port {port} did not go {'up' if up else 'down'} in {timeout} s")
+            return (s.connect_ex(("127.0.0.1", port)) == 0) == up
+
+    wait_until(reached, f"port {port} to go {'up' if up else 'down'}", timeout)
 
 
 def _die_with_parent() -> None:
@@ -226,15 +224,11 @@ class OwnPostgres:
         wait_port(self.port, up=False)
 
     def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            done = subprocess.run(
-                ["pg_isready", "-h", "127.0.0.1", "-p", str(self.port), "-q"], capture_output=True, check=False
-            )
-            if done.returncode == 0:
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"cluster {self.name} not ready in {timeout} s")
+        def ready() -> bool:
+            argv = ["pg_isready", "-h", "127.0.0.1", "-p", str(self.port), "-q"]
+            return subprocess.run(argv, capture_output=True, check=False).returncode == 0
+
+        wait_until(ready, f"cluster {self.name} to be ready", timeout)
 
     def drop(self) -> None:
         if self.created:

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).parents[1]
@@ -76,7 +76,7 @@ class Process:
         started = time.monotonic()
         for n, sig in enumerate(signals or (signal.SIGTERM,)):
             if n:
-                time.sleep(gap)
+                time.sleep(gap)  # the platform's own gap between its signals: part of the scenario
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, sig)
         deadline = started + timeout
@@ -84,7 +84,7 @@ class Process:
             if time.monotonic() > deadline:
                 self.kill()
                 return "timeout", time.monotonic() - started
-            time.sleep(0.02)
+            time.sleep(0.02)  # the poll interval, not a wait for anything
         return self.popen.returncode, time.monotonic() - started
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
@@ -148,11 +148,16 @@ class Stack:
         """The Procfile's worker command (`dramatiq workers`) with this many processes and threads."""
         env = {**self.env, **(extra_env or {}), "WORKER_PROCESSES": str(processes), "WORKER_THREADS": str(threads)}
         process = self._start("worker", procfile_argv("worker", env), extra_env, private)
-        deadline = time.monotonic() + 30
-        while "Worker process is ready" not in process.text() and "is ready for action" not in process.text():
-            if process.popen.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not start:\n{process.text()[-3000:]}")
-            time.sleep(0.1)
+
+        def ready() -> bool:
+            if process.popen.poll() is not None:
+                raise RuntimeError(f"worker exited:\n{process.text()[-3000:]}")
+            return "Worker process is ready" in process.text() or "is ready for action" in process.text()
+
+        try:
+            wait_until(ready, "the worker to start", 30)
+        except AssertionError:
+            raise RuntimeError(f"worker did not start:\n{process.text()[-3000:]}") from None
         return process
 
     def honcho(self, *kinds: str, extra_env: dict[str, str] | None = None) -> tuple[Process, int]:
@@ -213,17 +218,18 @@ def group_pids(pgid: int) -> list[int]:
 
 
 def wait_until_ready(url: str, process: Process, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if process.popen.poll() is not None:
             raise RuntimeError(f"{process.name} exited:\n{process.text()[-3000:]}")
         try:
-            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                return
+            return httpx.get(f"{url}/health/ready", timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{process.name} not ready in {timeout}s:\n{process.text()[-3000:]}")
+            return False
+
+    try:
+        wait_until(ready, f"{process.name} to be ready", timeout)
+    except AssertionError:
+        raise RuntimeError(f"{process.name} not ready in {timeout}s:\n{process.text()[-3000:]}") from None
 
 
 def stack_env(**overrides: str) -> dict[str, str]:

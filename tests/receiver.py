@@ -13,7 +13,6 @@ connection busy without ever finishing its answer). Hanging handlers are release
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -22,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
+
+from tests.support import eventually
 
 
 @dataclass(frozen=True)
@@ -131,10 +132,10 @@ class WebhookReceiver:
             return list(self.requests)
 
     async def wait_for(self, count: int, timeout: float = 15.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """The requests received once there are `count` of them."""
+
+        def enough() -> list[Received] | None:
             found = self.received()
-            if len(found) >= count:
-                return found
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"expected {count} webhook request(s), got {len(self.received())}")
+            return found if len(found) >= count else None
+
+        return await eventually(enough, timeout, f"{count} webhook request(s)", every=0.02)

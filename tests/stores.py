@@ -121,7 +121,7 @@ class SlowLink:
         try:
             while data := source.recv(16384):
                 if rate:
-                    time.sleep(len(data) / rate)
+                    time.sleep(len(data) / rate)  # the link's bandwidth, not a wait for anything
                 sink.sendall(data)
         except OSError:
             pass

@@ -66,13 +66,13 @@ class SMTPSink:
             return [m for m in self.messages if m["To"] == address]
 
     async def wait_for(self, address: str, count: int = 1, timeout: float = 15.0) -> list[Message]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """The emails to `address` once there are `count` of them."""
+
+        def enough() -> list[Message] | None:
             found = self.to(address)
-            if len(found) >= count:
-                return found
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"expected {count} email(s) to {address}, got {len(self.to(address))}")
+            return found if len(found) >= count else None
+
+        return await eventually(enough, timeout, f"{count} email(s) to {address}")
 
 
 def body(message: Message) -> str:
@@ -185,14 +185,44 @@ async def active_account(
     return response.json()
 
 
-async def signup(http: httpx.AsyncClient, smtp: Any, address: str, password: str = PASSWORD) -> dict[str, str]:
-    """Register, activate with the code a worker emailed, log in; returns Bearer headers (for real processes)."""
-    assert (await register(http, address, password)).status_code == 201
-    code = code_in((await smtp.wait_for(address, timeout=30))[0])
+async def signup(
+    http: httpx.AsyncClient, smtp: Any, address: str, password: str = PASSWORD, *, forwarded_for: str | None = None
+) -> dict[str, str]:
+    """Register, activate with the code a worker emailed, log in; returns Bearer headers (for real processes).
+    `forwarded_for` sends both requests from that client address (X-Forwarded-For, behind a trusted proxy)."""
+    forwarded = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    response = await http.post("/api/v1/users", json={"email": address, "password": password}, headers=forwarded)
+    assert response.status_code == 201, response.text
+    code = code_in((await smtp.wait_for(address, timeout=30))[-1])
     assert (await activate(http, address, code, password)).status_code == 200
-    response = await login(http, address, password)
+    response = await http.post("/api/v1/auth/login", json={"email": address, "password": password}, headers=forwarded)
     assert response.status_code == 200, response.text
     return bearer(response.json())
+
+
+def client_address(n: int) -> str:
+    """A distinct client address per user, sent as X-Forwarded-For (with TRUSTED_PROXIES=127.0.0.1)."""
+    return f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
+
+
+async def upload(
+    http: httpx.AsyncClient, headers: dict[str, str], content: bytes, name: str = "tasks.csv", **fields: str
+) -> httpx.Response:
+    """POST a file to /api/v1/imports (the kind is read from the bytes; the part's type does not matter)."""
+    files = {"file": (name, content, "application/octet-stream")}
+    return await http.post("/api/v1/imports", files=files, data=fields or None, headers=headers)
+
+
+async def wait_job(
+    http: httpx.AsyncClient, headers: dict[str, str], job_id: str, timeout: float = 60
+) -> dict[str, Any]:
+    """The import `job_id` once it has ended (completed, failed or cancelled)."""
+
+    async def ended() -> dict[str, Any] | None:
+        job = (await http.get(f"/api/v1/imports/{job_id}", headers=headers)).json()
+        return job if job["status"] not in ("queued", "processing") else None
+
+    return await eventually(ended, timeout, f"import {job_id} to end", every=0.1)
 
 
 def worker_broker() -> Any:
@@ -237,7 +267,7 @@ def wait_until(probe: Callable[[], Any], what: str, timeout: float = 60.0) -> An
         value = probe()
         if value:
             return value
-        time.sleep(0.1)
+        time.sleep(0.1)  # the poll interval, not a wait for anything
     raise AssertionError(f"{what}: not in {timeout:.0f} s")
 
 
@@ -256,7 +286,7 @@ async def eventually(
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not in {timeout:g} s (last: {value!r})")
-        await asyncio.sleep(every)
+        await asyncio.sleep(every)  # the poll interval, not a wait for anything
 
 
 @contextmanager

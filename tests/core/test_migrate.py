@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from service.migrate import MIGRATIONS_DIR, MigrationError, migrate, verify
-from tests.support import recreate_database
+from tests.support import eventually, recreate_database
 
 
 @pytest.fixture
@@ -145,16 +145,11 @@ async def _populate(url: str, tasks: int) -> None:
 
 async def _wait_for_build(watcher: asyncpg.Connection, index: str) -> int:
     """The pid of the backend building `index` concurrently, once it waits for older transactions."""
-    async with asyncio.timeout(60):
-        while True:
-            pid = await watcher.fetchval(
-                "SELECT p.pid FROM pg_stat_progress_create_index p JOIN pg_class c ON c.oid = p.index_relid"
-                " WHERE c.relname = $1 AND p.phase LIKE 'waiting%'",
-                index,
-            )
-            if pid is not None:
-                return pid
-            await asyncio.sleep(0.05)
+    building = (
+        "SELECT p.pid FROM pg_stat_progress_create_index p JOIN pg_class c ON c.oid = p.index_relid"
+        " WHERE c.relname = $1 AND p.phase LIKE 'waiting%'"
+    )
+    return await eventually(lambda: watcher.fetchval(building, index), 60, f"the build of {index} to wait")
 
 
 async def test_index_migrations_let_writes_go_on_while_building_on_a_populated_table(scratch_url, migrations):

@@ -21,8 +21,7 @@ import pika
 import pytest
 import redis
 
-from tests.resilience.helpers import until, upload, wait_job
-from tests.support import PASSWORD, signup
+from tests.support import PASSWORD, eventually, signup, upload, wait_job
 
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 QUEUES = ("emails", "imports", "webhooks")
@@ -87,7 +86,7 @@ async def test_flows_on_each_broker(stack, smtp, database, webhook_receiver, bro
             async def five_chunks() -> bool:
                 return await conn.fetchval("SELECT count(*) FROM import_chunks WHERE job_id = $1", job_id) >= 5
 
-            await until(five_chunks, 60, "5 chunks", every=0.01)
+            await eventually(five_chunks, 60, "5 chunks", every=0.01)
             worker.kill()
             worker = stack.worker(processes=1, threads=2, extra_env=env)
             job = await wait_job(http, headers, job_id, timeout=120)
@@ -98,7 +97,7 @@ async def test_flows_on_each_broker(stack, smtp, database, webhook_receiver, bro
                 items = (await http.get(f"/api/v1/imports/{job_id}/deliveries", headers=headers)).json()["items"]
                 return items if len(items) == 3 else None
 
-            attempts = await until(delivered, 15, "3 recorded delivery attempts")
+            attempts = await eventually(delivered, 15, "3 recorded delivery attempts")
 
             # The relay: with no worker, an email waits in the queue; the message is lost; a worker started
             # later still sends it, re-driven from PostgreSQL.
@@ -111,7 +110,7 @@ async def test_flows_on_each_broker(stack, smtp, database, webhook_receiver, bro
                 queues = (await http.get("/api/v1/metrics")).json()["workers"]["queues"]
                 return queues if queues["emails"]["ready"] == 1 else None
 
-            queues = await until(waiting, 10, "the email message to wait in the broker")
+            queues = await eventually(waiting, 10, "the email message to wait in the broker")
             broker["purge"]("emails")
             stack.worker(processes=1, threads=2, extra_env=env)
             await smtp.wait_for("relay@example.com", timeout=20)

@@ -7,12 +7,10 @@ server over HTTP); PostgreSQL is reached with the URL shape platforms hand out (
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 
 import asyncpg
@@ -22,7 +20,7 @@ import pytest
 from tests.imports.helpers import write_xlsx
 from tests.processes import ROOT, mount_namespace, running_stack
 from tests.stores import SlowLink
-from tests.support import signup
+from tests.support import eventually, signup, wait_job
 
 ROWS = 60_000
 BAD_EVERY = 1_000  # every 1000th row has an impossible priority
@@ -45,16 +43,6 @@ def big_csv() -> bytes:
     lines = ["title,priority,category"]
     lines += [f"Task {i},{9 if i % BAD_EVERY == 0 else i % 5 + 1},Cat {i % 7}" for i in range(ROWS)]
     return ("\n".join(lines) + "\n").encode()
-
-
-async def wait_finished(http: httpx.AsyncClient, headers: dict[str, str], job_id: str, timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = (await http.get(f"/api/v1/imports/{job_id}", headers=headers)).json()
-        if job["status"] in ("completed", "failed", "cancelled"):
-            return job
-        assert time.monotonic() < deadline, f"import did not finish: {job}"
-        await asyncio.sleep(0.2)
 
 
 @pytest.mark.slow
@@ -87,14 +75,12 @@ async def test_imports_complete_when_web_and_worker_share_no_disk(tmp_path, clea
                 )
                 assert response.status_code == 202, response.text
                 csv_id = response.json()["id"]
-                deadline = time.monotonic() + 60
-                while await conn.fetchval("SELECT count(*) FROM import_chunks WHERE job_id = $1", csv_id) < 5:
-                    assert time.monotonic() < deadline, "the import never started"
-                    await asyncio.sleep(0.01)
+                five = "SELECT count(*) >= 5 FROM import_chunks WHERE job_id = $1"
+                await eventually(lambda: conn.fetchval(five, csv_id), 60, "5 chunks to commit", every=0.01)
                 first.kill()
                 assert await conn.fetchval("SELECT status FROM import_jobs WHERE id = $1", csv_id) == "processing"
                 stack.worker(processes=1, threads=2, private=[uploads])
-                job = await wait_finished(http, headers, csv_id)
+                job = await wait_job(http, headers, csv_id, timeout=90)
                 bad = ROWS // BAD_EVERY
                 assert job["status"] == "completed", job
                 assert (job["rows_processed"], job["rows_imported"], job["rows_failed"]) == (ROWS, ROWS - bad, bad)
@@ -111,7 +97,7 @@ async def test_imports_complete_when_web_and_worker_share_no_disk(tmp_path, clea
                     files={"file": ("tasks.xlsx", sheet, "application/octet-stream")},
                     headers=headers,
                 )
-                job = await wait_finished(http, headers, response.json()["id"])
+                job = await wait_job(http, headers, response.json()["id"], timeout=90)
                 assert (job["status"], job["rows_imported"], job["rows_failed"]) == ("completed", 2_970, 30), job
 
             # errors.csv from a web process that never saw the file
@@ -148,16 +134,14 @@ async def test_a_client_that_disconnects_mid_transfer_leaves_no_object(tmp_path,
             with socket.create_connection(("127.0.0.1", port)) as client:
                 client.sendall(multipart_request(headers, content))
                 # The whole body is sent; wait until the web process has begun the multipart upload...
-                deadline = time.monotonic() + 30
-                while not s3.uploads(prefix):
-                    assert time.monotonic() < deadline, "no multipart upload began"
-                    await asyncio.sleep(0.02)
+                await eventually(lambda: s3.uploads(prefix), 30, "a multipart upload to begin", every=0.02)
+
             # ...then go away without reading the answer. Once the web process has ended the request, the
             # transfer is aborted and nothing is kept.
-            deadline = time.monotonic() + 60
-            while not [line for line in web.logs() if line.get("route") == "/api/v1/imports"]:
-                assert time.monotonic() < deadline, "the upload request never ended"
-                await asyncio.sleep(0.1)
+            def ended() -> list[dict]:
+                return [line for line in web.logs() if line.get("route") == "/api/v1/imports"]
+
+            await eventually(ended, 60, "the upload request to end")
             assert s3.uploads(prefix) == [] and s3.keys(prefix) == []
             conn = await asyncpg.connect(database)
             try:

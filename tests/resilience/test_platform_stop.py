@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.processes import Process, group_pids, wait_until_ready
-from tests.resilience.helpers import scalar, signup, until, upload, wait_job
+from tests.support import eventually, signup, upload, wait_job
 
 pytestmark = [pytest.mark.resilience, pytest.mark.slow]
 
@@ -46,7 +46,7 @@ def unclean(process: Process) -> list[str]:
 
 
 async def chunks(conn: asyncpg.Connection, job_id: str) -> int:
-    return await scalar(conn, "SELECT count(*) FROM import_chunks WHERE job_id = $1", job_id)
+    return await conn.fetchval("SELECT count(*) FROM import_chunks WHERE job_id = $1", job_id)
 
 
 async def job_state(conn: asyncpg.Connection, job_id: str) -> Any:
@@ -91,8 +91,8 @@ async def test_sigterm_to_the_worker_process_group_at_any_moment_of_an_import(st
                 async def reached(target: int = target) -> bool:
                     return await chunks(conn, job_id) >= target
 
-                await until(reached, 60, f"chunk {target} before stop {n + 1}", every=0.005)
-                await asyncio.sleep(rng.uniform(0, 0.05))
+                await eventually(reached, 60, f"chunk {target} before stop {n + 1}", every=0.005)
+                await asyncio.sleep(rng.uniform(0, 0.05))  # a random moment inside the next chunk: the fault's timing
                 # Once as a platform does; then twice (the second 0-300 ms later), as a platform that repeats.
                 signals = (signal.SIGTERM,) * (1 if n == 0 else 2)
                 code, took = await asyncio.to_thread(worker.stop_group, *signals, gap=rng.uniform(0, 0.3))
@@ -104,7 +104,7 @@ async def test_sigterm_to_the_worker_process_group_at_any_moment_of_an_import(st
                     job=state["status"],
                     checkpoint_rows=state["checkpoint"],
                 )
-                assert code == 0 and took < 30, (code, took, worker.text()[-3000:])
+                assert code == 0, (code, worker.text()[-3000:])  # "timeout" if a process outlived stop_group's limit
                 assert unclean(worker) == [], unclean(worker)
                 # Handed back at once: no lease left to go stale, and exactly the committed chunks' tasks.
                 assert state["status"] == "queued" and state["lease_id"] is None, dict(state)
@@ -117,7 +117,7 @@ async def test_sigterm_to_the_worker_process_group_at_any_moment_of_an_import(st
                 async def resumed(done: int = done) -> bool:
                     return await chunks(conn, job_id) > done
 
-                await until(resumed, 60, f"the import to resume after stop {n + 1}", every=0.01)
+                await eventually(resumed, 60, f"the import to resume after stop {n + 1}", every=0.01)
                 resume_s = time.monotonic() - restarted
                 report(f"restart {n + 1}", import_resumed_after_s=round(resume_s, 2), goal_s=RESUME_GOAL_S)
                 assert resume_s < RESUME_GOAL_S
@@ -140,7 +140,7 @@ async def test_honcho_stops_web_and_worker_cleanly_mid_import(stack, smtp, datab
     async def worker_ready() -> bool:
         return honcho.text().count("ready for action") >= 2
 
-    await until(worker_ready, 30, "honcho's worker to be ready")
+    await eventually(worker_ready, 30, "honcho's worker to be ready")
     groups = [int(pid) for pid in re.findall(r"started \(pid=(\d+)\)", honcho.text())]
     conn = await asyncpg.connect(database)
     try:
@@ -153,7 +153,7 @@ async def test_honcho_stops_web_and_worker_cleanly_mid_import(stack, smtp, datab
             async def some() -> bool:
                 return await chunks(conn, job_id) >= 3
 
-            await until(some, 60, "3 chunks", every=0.005)
+            await eventually(some, 60, "3 chunks", every=0.005)
             started = time.monotonic()
             honcho.popen.send_signal(stop_signal)
             code = await asyncio.to_thread(honcho.popen.wait, 30)

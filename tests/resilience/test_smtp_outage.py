@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from service.messages import make_broker
-from tests.resilience.helpers import client_address, until
-from tests.support import PASSWORD, SMTPSink, free_port, queue_size
+from tests.support import PASSWORD, SMTPSink, client_address, eventually, free_port, queue_size
 
 pytestmark = [pytest.mark.resilience, pytest.mark.slow]
 
@@ -78,9 +77,9 @@ async def test_smtp_refusing_for_30s_then_back_delivers_every_email_once(stack, 
             # The server is down (connection refused) from the first registration on.
             started = time.monotonic()
             statuses = [await register(n) for n in range(EARLY)]
-            await asyncio.sleep(OUTAGE / 2)
+            await asyncio.sleep(OUTAGE / 2)  # the outage itself: the fault this scenario holds, not a wait
             statuses += [await register(n) for n in range(EARLY, EARLY + LATE)]
-            await asyncio.sleep(OUTAGE - (time.monotonic() - started))
+            await asyncio.sleep(OUTAGE - (time.monotonic() - started))  # the rest of the outage, as above
             failed_attempts = await conn.fetchval("SELECT coalesce(sum(attempts), 0) FROM emails")
             given_up_during = await conn.fetchval("SELECT count(*) FROM emails WHERE status = 'failed'")
             smtp.up()
@@ -91,15 +90,15 @@ async def test_smtp_refusing_for_30s_then_back_delivers_every_email_once(stack, 
             async def delivered() -> bool:
                 return all(smtp.to(a) for a in addresses)
 
-            await until(delivered, 100, "every email after SMTP came back", every=0.1)
+            await eventually(delivered, 100, "every email after SMTP came back", every=0.1)
             after = time.monotonic() - back_at
 
             async def all_sent() -> bool:
                 return await conn.fetchval("SELECT bool_and(status = 'sent') FROM emails")
 
             # A sent row is never claimed again, and no message for one is left: no duplicate can follow.
-            await until(all_sent, 30, "every email recorded as sent")
-            await until(settled, 30, "the emails queue to drain")
+            await eventually(all_sent, 30, "every email recorded as sent")
+            await eventually(settled, 30, "the emails queue to drain")
             rows = await conn.fetch("SELECT status, attempts FROM emails ORDER BY created_at")
 
             async def all_counted() -> dict[str, int] | None:
@@ -107,7 +106,7 @@ async def test_smtp_refusing_for_30s_then_back_delivers_every_email_once(stack, 
                 values = await counters(http)
                 return values if values["emails_sent"] >= len(addresses) else None
 
-            metrics = await until(all_counted, 10, "the sent emails to be counted")
+            metrics = await eventually(all_counted, 10, "the sent emails to be counted")
             report(
                 f"SMTP refused connections for {OUTAGE:g} s",
                 registrations=len(statuses),
@@ -139,7 +138,7 @@ async def test_smtp_refusing_for_30s_then_back_delivers_every_email_once(stack, 
                     "SELECT id FROM emails WHERE to_address = $1 AND status = 'pending' AND attempts = 1", doomed
                 )
 
-            row = await until(first_failure, 15, "the first failed attempt")
+            row = await eventually(first_failure, 15, "the first failed attempt")
             await conn.execute("UPDATE emails SET attempts = 7, next_attempt_at = now() WHERE id = $1", row["id"])
 
             async def given_up() -> asyncpg.Record | None:
@@ -147,16 +146,16 @@ async def test_smtp_refusing_for_30s_then_back_delivers_every_email_once(stack, 
                     "SELECT status, attempts, last_error FROM emails WHERE id = $1 AND status = 'failed'", row["id"]
                 )
 
-            failed = await until(given_up, 20, "the last attempt to record the email as failed")
+            failed = await eventually(given_up, 20, "the last attempt to record the email as failed")
 
             async def counted() -> dict[str, int] | None:
                 values = await counters(http)
                 return values if values["emails_failed"] else None
 
-            metrics = await until(counted, 10, "emails_failed to count it")
+            metrics = await eventually(counted, 10, "emails_failed to count it")
             smtp.up()
             # No message is left to retry it (and the relay never re-drives a failed row): nothing more can come.
-            await until(settled, 30, "the emails queue to drain")
+            await eventually(settled, 30, "the emails queue to drain")
             final = await conn.fetchrow("SELECT status, attempts FROM emails WHERE id = $1", row["id"])
             logged = [line for line in worker.logs() if line.get("message") == "email given up"]
             report(

@@ -20,8 +20,7 @@ import pytest
 
 from tests.conftest import TEST_WEBHOOK_SECRET
 from tests.receiver import Reply
-from tests.resilience.helpers import signup, until, upload, wait_job
-from tests.support import eventually
+from tests.support import eventually, signup, upload, wait_job
 
 pytestmark = [pytest.mark.resilience, pytest.mark.slow]
 
@@ -112,7 +111,7 @@ async def test_hanging_receivers_are_cut_at_5s_and_free_the_worker_thread(stack,
             found = [await deliveries(http, headers, j) for j in (hang_job, fine_1_job, trickle_job, fine_2_job)]
             return found if all(found) else None
 
-        hang_attempts, fine_1_attempts, trickle_attempts, fine_2_attempts = await until(
+        hang_attempts, fine_1_attempts, trickle_attempts, fine_2_attempts = await eventually(
             recorded, 15, "the attempts to be recorded"
         )
 

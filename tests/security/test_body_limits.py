@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.faults import RSSSampler
-from tests.resilience.helpers import signup
+from tests.support import signup
 
 pytestmark = pytest.mark.security
 

@@ -10,8 +10,8 @@ import uuid
 import httpx
 import pytest
 
-from tests.resilience.helpers import signup
 from tests.security.conftest import route_table
+from tests.support import signup
 
 pytestmark = pytest.mark.security
 

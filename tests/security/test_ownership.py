@@ -6,14 +6,13 @@ resource it names. Lists, search, filters and Idempotency-Keys are checked for l
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
 import pytest
 
 from tests.security.conftest import route_table
-from tests.support import db_value, running_worker
+from tests.support import db_value, eventually, running_worker
 
 pytestmark = pytest.mark.security
 
@@ -67,10 +66,11 @@ async def test_another_users_ids_are_404_on_every_route_and_leak_nothing(
         )
         finished = done.json()["id"]
         await receiver.wait_for(1, timeout=20)
-        for _ in range(100):
-            if (await client.get(f"{API}/imports/{finished}/deliveries", headers=alice.headers)).json()["items"]:
-                break
-            await asyncio.sleep(0.1)
+
+        async def recorded() -> list[Any]:
+            return (await client.get(f"{API}/imports/{finished}/deliveries", headers=alice.headers)).json()["items"]
+
+        await eventually(recorded, 10, "the delivery to be recorded")
     # A second import stays queued (no worker now): cancel and delete must not touch it either.
     queued = (
         await client.post(f"{API}/imports", files={"file": ("q.csv", csv, "text/csv")}, headers=alice.headers)

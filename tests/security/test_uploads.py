@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from tests.faults import RSSSampler, tree_pids
-from tests.resilience.helpers import signup, until
 from tests.security import hostile_files as hostile
+from tests.support import eventually, signup
 
 pytestmark = pytest.mark.security
 
@@ -101,7 +101,7 @@ async def test_hostile_files_are_refused_or_fail_cleanly_with_bounded_memory(sta
                     return job if job["status"] in ("completed", "failed", "cancelled") else None
 
                 try:
-                    job = await until(ended, 60, f"{case.name}: the job to end", every=0.1)
+                    job = await eventually(ended, 60, f"{case.name}: the job to end", every=0.1)
                 except AssertionError as exc:
                     problems.append(str(exc))
                     continue

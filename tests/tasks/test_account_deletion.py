@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from service.db import Queries
+from tests.support import eventually
 from tests.tasks.conftest import API
 
 TASKS = Queries("tasks")
@@ -52,9 +53,8 @@ async def _deleted_while_writing(
         deleting = asyncio.create_task(deleter.execute("DELETE FROM accounts WHERE id = $1", owner))
         # The delete waits for the writer's lock (on the account, or on its import job).
         pid = deleter.get_server_pid()
-        async with asyncio.timeout(DEADLINE):
-            while await watcher.fetchval("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid) != "Lock":
-                await asyncio.sleep(0.01)
+        waiting = "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1"
+        await eventually(lambda: watcher.fetchval(waiting, pid), DEADLINE, "the delete to wait for a lock", every=0.01)
         await transaction.commit()
         async with asyncio.timeout(DEADLINE):
             await deleting
