@@ -10,6 +10,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -198,6 +199,18 @@ async def signup(
     response = await http.post("/api/v1/auth/login", json={"email": address, "password": password}, headers=forwarded)
     assert response.status_code == 200, response.text
     return bearer(response.json())
+
+
+async def insert_account(
+    conn: asyncpg.Connection, email: str, *, password: str | None = None, active: bool = True
+) -> uuid.UUID:
+    """An account written straight to PostgreSQL, for tests that need an owner rather than the sign-up
+    flow; with `password`, one that can log in (hashed at the lowest cost)."""
+    from service.accounts.passwords import hash_password_sync
+
+    password_hash = hash_password_sync(password, 4) if password else "x"
+    sql = "INSERT INTO accounts (email, password_hash, is_active) VALUES ($1, $2, $3) RETURNING id"
+    return await conn.fetchval(sql, email, password_hash, active)
 
 
 def client_address(n: int) -> str:

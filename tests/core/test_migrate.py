@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from service.migrate import MIGRATIONS_DIR, MigrationError, migrate, verify
-from tests.support import eventually, recreate_database
+from tests.support import eventually, insert_account, recreate_database
 
 
 @pytest.fixture
@@ -130,9 +130,7 @@ async def _populated_before_the_index_migration(url: str, migrations: Path, task
 async def _populate(url: str, tasks: int) -> None:
     conn = await asyncpg.connect(url)
     try:
-        user_id = await conn.fetchval(
-            "INSERT INTO accounts (email, password_hash, is_active) VALUES ('many@example.com', 'x', true) RETURNING id"
-        )
+        user_id = await insert_account(conn, "many@example.com")
         await conn.execute(
             "INSERT INTO tasks (user_id, title, description) SELECT $1, 'task ' || i, 'about the harbour'"
             " FROM generate_series(1, $2) AS i",

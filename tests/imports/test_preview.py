@@ -14,9 +14,9 @@ import pytest
 
 from tests.imports.files.test_formats import TODOIST
 from tests.imports.helpers import write_xlsx
-from tests.imports.test_jobs import finished, upload, user
+from tests.imports.test_jobs import user
 from tests.processes import running_stack
-from tests.support import PASSWORD, assert_problem, db_value
+from tests.support import PASSWORD, assert_problem, db_value, insert_account, upload, wait_job
 
 
 async def preview(client, headers, content: bytes, name: str = "tasks.csv", **fields: str):
@@ -138,13 +138,13 @@ async def test_an_upload_with_a_mapping_imports_by_it_and_a_header_only_file_war
     mapping = json.dumps({"When": "due_date", "Urgency": "priority"})
     response = await upload(client, headers, SHEET, mapping=mapping)
     assert response.status_code == 202, response.text
-    done = await finished(client, headers, response.json()["id"])
+    done = await wait_job(client, headers, response.json()["id"])
     assert (done["status"], done["rows_imported"], done["rows_failed"]) == ("completed", 1, 1)
     task = (await client.get("/api/v1/tasks", headers=headers)).json()["items"][0]
     assert (task["title"], task["due_date"], task["priority"]) == ("Book the venue", "2026-12-23", 2)
 
     empty = (await upload(client, headers, b"title,priority\r\n")).json()
-    done = await finished(client, headers, empty["id"])
+    done = await wait_job(client, headers, empty["id"])
     assert (done["status"], done["rows_processed"], done["rows_imported"]) == ("completed", 0, 0)
     assert done["warnings"] == ["The file has a header row but no data rows: nothing was imported"]
 
@@ -152,7 +152,7 @@ async def test_an_upload_with_a_mapping_imports_by_it_and_a_header_only_file_war
 async def test_a_todoist_import_lists_the_dates_in_words_in_the_jobs_warnings(client, ctx, smtp, worker):
     headers = await user(client, ctx, smtp)
     job = (await upload(client, headers, TODOIST.encode(), name="todoist.csv")).json()
-    done = await finished(client, headers, job["id"])
+    done = await wait_job(client, headers, job["id"])
     assert (done["status"], done["rows_imported"], done["rows_failed"]) == ("completed", 4, 0)
     assert [w for w in done["warnings"] if w.startswith("Row ")] == [
         "Row 6: 'every day' is a date in words (recurring or relative), not a calendar date: imported without a "
@@ -174,16 +174,10 @@ DECLARED = 500 * 1000 * 1000  # the file part's size, as the request announces i
 async def _login(database: str, url: str) -> str:
     import httpx
 
-    from service.accounts.passwords import hash_password_sync
-
     conn = await asyncpg.connect(database)
     try:
         await conn.execute("DELETE FROM accounts WHERE email = $1", EMAIL)
-        await conn.execute(
-            "INSERT INTO accounts (email, password_hash, is_active) VALUES ($1, $2, true)",
-            EMAIL,
-            hash_password_sync(PASSWORD, 4),
-        )
+        await insert_account(conn, EMAIL, password=PASSWORD)
     finally:
         await conn.close()
     async with httpx.AsyncClient() as http:

@@ -19,9 +19,9 @@ from service.config import Settings
 from service.context import Context
 from service.imports import intake, pipeline
 from service.imports import service as imports
-from tests.imports.test_jobs import csv_rows, upload, user
+from tests.imports.test_jobs import csv_rows, user
 from tests.stores import S3Server
-from tests.support import AppClient, assert_problem, db_execute, db_value, eventually
+from tests.support import AppClient, assert_problem, db_execute, db_value, eventually, upload
 
 PREFIX = f"store-tests-{os.getpid()}"
 

@@ -40,6 +40,7 @@ from tests.support import (
     db_value,
     eventually,
     free_port,
+    insert_account,
     log_records,
     queue_size,
     running_worker,
@@ -58,9 +59,8 @@ async def http(settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def _account(ctx: Context) -> uuid.UUID:
-    return await db_value(
-        ctx, "INSERT INTO accounts (email, password_hash) VALUES ($1, 'x') RETURNING id", f"{uuid.uuid4()}@example.com"
-    )
+    async with ctx.db.connection() as conn:
+        return await insert_account(conn, f"{uuid.uuid4()}@example.com", active=False)
 
 
 async def _job(ctx: Context, user_id: uuid.UUID) -> uuid.UUID:

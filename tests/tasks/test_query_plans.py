@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from tests.perf.explain_tasks import SORTS, survey
+from tests.support import insert_account
 
 SEED = """
 WITH cats AS (
@@ -38,10 +39,7 @@ async def planned_user(client, ctx, settings) -> tuple[asyncpg.Connection, objec
     conn = await asyncpg.connect(settings.database_url)
     users = []
     for n, count in ((0, 20_000), *((i, 2_500) for i in range(1, 5))):
-        user_id = await conn.fetchval(
-            "INSERT INTO accounts (email, password_hash, is_active) VALUES ($1, 'x', true) RETURNING id",
-            f"planner{n}@example.com",
-        )
+        user_id = await insert_account(conn, f"planner{n}@example.com")
         await conn.execute(SEED, user_id, count)
         users.append(user_id)
     # As autovacuum keeps them: statistics, and the visibility map index-only scans rely on.
