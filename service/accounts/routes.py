@@ -21,8 +21,8 @@ from service.accounts.schemas import (
     RegisterIn,
     TokensOut,
     UserOut,
-    canonical_email,
 )
+from service.addresses import canonical_email
 from service.http import ratelimit
 from service.http.bodies import declared_length, media_type, read_form, read_json
 from service.http.clients import client_ip

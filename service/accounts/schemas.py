@@ -11,17 +11,13 @@ import email_validator
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
+from service.addresses import canonical_email
+
 _LETTER = re.compile(r"[^\W\d_]")
 _DIGIT = re.compile(r"\d")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 # check_password as a JSON Schema pattern (with minLength/maxLength): a digit and a letter, anywhere.
 PASSWORD_PATTERN = r"^(?=[\s\S]*\d)(?=[\s\S]*[^\W\d_])"  # noqa: S105 (a pattern, not a password)  # nosec B105
-
-
-def canonical_email(value: str) -> str:
-    """The form in which an email is stored, compared and rate-limited: without surrounding spaces, in
-    lower case. The one place that says so; everything else calls this."""
-    return value.strip().lower()
 
 
 def normalise_email(value: str) -> str:

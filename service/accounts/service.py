@@ -11,7 +11,8 @@ import asyncpg
 
 from service import metrics
 from service.accounts import passwords, tokens
-from service.accounts.schemas import LoginIn, PasswordResetConfirmIn, RegisterIn, canonical_email
+from service.accounts.schemas import LoginIn, PasswordResetConfirmIn, RegisterIn
+from service.addresses import canonical_email
 from service.context import Context
 from service.db import Database, Queries
 from service.errors import BadRequest, Conflict, Forbidden, Gone, Unauthorized

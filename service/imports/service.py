@@ -68,7 +68,7 @@ async def create_job(
         dry_run = parse_bool("dry_run", upload.fields.get("dry_run"))
         url = (upload.fields.get("webhook_url") or "").strip() or None
         if url is not None:
-            url = await webhooks.validate_url_async(url, allow_private=s.webhook_allow_private)
+            url = await webhooks.validate_url(url, allow_private=s.webhook_allow_private)
         stored = f"{job_id}_{safe_filename(upload.filename)}"
         await put_upload(ctx, stored, upload, abandoned)
     finally:

@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from service.addresses import canonical_email
+
 KEY = "tasklane:dev:mail"
 KEEP = 50  # the newest emails kept
 TTL = 7 * 24 * 3600  # seconds; a development machine's Redis is not a mail archive
@@ -28,5 +30,6 @@ async def latest(client: aioredis.Redis, to: str | None = None) -> list[dict[str
     """The kept emails, newest first; with `to`, only those to that address (case-insensitively)."""
     items = [orjson.loads(raw) for raw in await client.lrange(KEY, 0, KEEP - 1)]
     if to is not None:
-        items = [item for item in items if item["to"].lower() == to.strip().lower()]
+        wanted = canonical_email(to)
+        items = [item for item in items if canonical_email(item["to"]) == wanted]
     return items

@@ -33,7 +33,7 @@ from service.notifications.webhooks.delivery import (
     queue_import_event,
 )
 from service.notifications.webhooks.signing import sign
-from service.notifications.webhooks.url_policy import InvalidWebhookURL, validate_url_async
+from service.notifications.webhooks.url_policy import InvalidWebhookURL, validate_url
 from tests.receiver import Reply
 from tests.support import (
     db_execute,
@@ -206,24 +206,24 @@ PUBLIC = ["https://8.8.8.8/hooks/tasklane", "http://[2606:4700:4700::1111]:8443/
 @pytest.mark.parametrize("url", NON_PUBLIC)
 async def test_non_public_addresses_are_refused_unless_allowed(url):
     with pytest.raises(InvalidWebhookURL) as refused:
-        await validate_url_async(url, allow_private=False)
+        await validate_url(url, allow_private=False)
     assert refused.value.status == 422
     assert "public" in refused.value.detail
     assert refused.value.errors == [{"field": "webhook_url", "message": refused.value.detail}]
-    assert await validate_url_async(url, allow_private=True)
+    assert await validate_url(url, allow_private=True)
 
 
 @pytest.mark.parametrize("url", MALFORMED)
 async def test_malformed_urls_are_refused_even_when_private_addresses_are_allowed(url):
     for allow in (False, True):
         with pytest.raises(InvalidWebhookURL) as refused:
-            await validate_url_async(url, allow_private=allow)
+            await validate_url(url, allow_private=allow)
         assert isinstance(refused.value, Unprocessable) and refused.value.detail
 
 
 @pytest.mark.parametrize("url", PUBLIC)
 async def test_public_addresses_are_accepted(url):
-    assert await validate_url_async(url, allow_private=False) == str(httpx.URL(url))
+    assert await validate_url(url, allow_private=False) == str(httpx.URL(url))
 
 
 async def test_refusal_messages_say_what_is_wrong():
@@ -236,7 +236,7 @@ async def test_refusal_messages_say_what_is_wrong():
     }
     for url, expected in cases.items():
         with pytest.raises(InvalidWebhookURL, match=expected.replace("(", r"\(").replace(")", r"\)")):
-            await validate_url_async(url, allow_private=False)
+            await validate_url(url, allow_private=False)
 
 
 def test_ipv4_carried_in_ipv6_is_judged_as_ipv4():

@@ -1,6 +1,6 @@
 """Checks that run BEFORE a workbook is handed to calamine, which loads the whole first sheet into memory.
 
-Why they exist (measured on python-calamine 0.9): calamine allocates its cell grid densely from the
+Why they exist (python-calamine 0.9): calamine allocates its cell grid densely from the
 first to the last cell, about 85 bytes per cell at peak. A 1 KB xlsx holding only A1 and XFD1048576 makes
 it ask for 550 GB and abort the whole worker process (a Rust allocation failure, not a Python exception).
 So the cell positions actually used by the first sheet are scanned first, streaming, and anything that

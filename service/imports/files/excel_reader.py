@@ -45,8 +45,8 @@ class ExcelReader:
             self.warnings.append(
                 f"Only the first sheet '{names[0]}' was read; {others} other sheet{'s' * (others > 1)} ignored"
             )
-        # iter_rows() starts at the sheet's row 1 even when `start` says the data begins lower (measured on
-        # python-calamine 0.9), so the n-th row it yields is spreadsheet row n; columns start at the data.
+        # iter_rows() starts at the sheet's row 1 even when `start` says the data begins lower (python-calamine
+        # 0.9 does), so the n-th row it yields is spreadsheet row n; columns start at the data.
         end = self._sheet.end
         self._height = end[0] + 1 if end else 0
         # The header is searched in the first rows, and slash-date orders decided from the rows after it.

@@ -16,7 +16,7 @@ from service.notifications.webhooks.url_policy import (
     MAX_URL_LENGTH,
     URL_PATTERN,
     InvalidWebhookURL,
-    validate_url_async,
+    validate_url,
 )
 
 __all__ = [
@@ -30,5 +30,5 @@ __all__ = [
     "make_http_client",
     "queue_import_event",
     "redrive",
-    "validate_url_async",
+    "validate_url",
 ]

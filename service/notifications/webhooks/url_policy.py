@@ -24,7 +24,7 @@ MAX_URL_LENGTH = 2048
 # IPv6 literals and international names; and where the host may point is checked apart.)
 _LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://{_LABEL}(\.{_LABEL})*(:[0-9]{{1,4}})?([/?#][\x21-\x7e]*)?$"
-RESOLVE_TIMEOUT = 5.0  # seconds validate_url_async waits for DNS
+RESOLVE_TIMEOUT = 5.0  # seconds validate_url waits for DNS
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -145,7 +145,7 @@ async def resolve_checked(parsed: httpx.URL, allow_private: bool) -> None:
     _check_addresses(parsed.host, addresses(infos))
 
 
-async def validate_url_async(url: str, allow_private: bool) -> str:
+async def validate_url(url: str, allow_private: bool) -> str:
     """Check a webhook URL a user gave: http(s), a host, no user info, at most MAX_URL_LENGTH characters,
     and (unless allow_private) every address the host resolves to is public, the lookup off the event loop
     and bounded by RESOLVE_TIMEOUT seconds. Returns the URL as it will be called; raises InvalidWebhookURL
