@@ -3,7 +3,7 @@ of search (`q`) under every sort, alone and with a status or category filter, an
 combination of the list.
 
     python -m tests.perf.bench_lists [--tasks 1000000] [--others 100] [--other-tasks 10000] [--runs 20]
-                                     [--reuse] [--keep-databases]
+                                     [--reuse] [--keep-databases] [--search-only] [--kinds TEXT ...]
 
 Seeds one user with --tasks tasks and --others users with --other-tasks tasks each (tests/perf/seed.py:
 words planted in known shares of tasks), once, into a database of the schema before issue 16 (migration
@@ -164,14 +164,20 @@ async def main_user(url: str) -> uuid.UUID:
         await conn.close()
 
 
-def search_cases() -> list[tuple[str, str, dict[str, Any]]]:
-    """(kind, context, TaskQuery fields) for every search kind x context x sort."""
+def search_cases(kinds: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, context, TaskQuery fields) for every search kind (those named in `kinds`: all when empty) x
+    context x sort."""
     return [
         (kind, context, {"q": q, "sort": sort, **fields})
-        for kind, q in SEARCHES.items()
+        for kind, q in searches(kinds).items()
         for context, fields in CONTEXTS.items()
         for sort in SORTS
     ]
+
+
+def searches(kinds: list[str]) -> dict[str, str]:
+    """The kinds of SEARCHES whose name contains one of `kinds` (all of them when empty)."""
+    return {kind: q for kind, q in SEARCHES.items() if not kinds or any(k in kind for k in kinds)}
 
 
 def list_cases() -> list[tuple[str, dict[str, Any]]]:
@@ -203,20 +209,28 @@ async def warm(url: str) -> None:
         await conn.close()
 
 
-async def measure(url: str, lister: Lister, user_id: uuid.UUID, runs: int) -> dict[str, dict[Any, Timing]]:
+async def measure(
+    url: str, lister: Lister, user_id: uuid.UUID, runs: int, kinds: list[str], search_only: bool
+) -> dict[str, dict[Any, Timing]]:
     await warm(url)
     db = Database(url, min_size=1, max_size=2)
     await db.connect()
-    ctx = Context(settings=cast(Any, SimpleNamespace(secret_key=SECRET)), db=db, dispatcher=cast(Any, None))
+    ctx = Context(
+        settings=cast(Any, SimpleNamespace(secret_key=SECRET)), db=db, dispatcher=cast(Any, None), store=cast(Any, None)
+    )
     try:
         search = {
             (kind, context, fields["sort"]): await time_case(ctx, lister, user_id, fields, runs)
-            for kind, context, fields in search_cases()
+            for kind, context, fields in search_cases(kinds)
         }
-        lists = {
-            (name, fields["sort"]): await time_case(ctx, lister, user_id, fields, max(runs // 2, 1))
-            for name, fields in list_cases()
-        }
+        lists = (
+            {}
+            if search_only
+            else {
+                (name, fields["sort"]): await time_case(ctx, lister, user_id, fields, max(runs // 2, 1))
+                for name, fields in list_cases()
+            }
+        )
     finally:
         await db.disconnect()
     return {"search": search, "lists": lists}
@@ -229,7 +243,7 @@ def report(
     print("\nSearch, server time per page (ms), worst sort of six; before -> after (goal: p99 < 25)")
     columns = ("p50 before", "p99 before", "p50 after", "p99 after")
     print(f"{'kind':<34} {'with':<24} " + " ".join(f"{c:>10}" for c in columns) + "  worst sort after")
-    for kind in SEARCHES:
+    for kind in dict.fromkeys(k[0] for k in after["search"]):
         for context in CONTEXTS:
             b = [before["search"][(kind, context, s)] for s in SORTS]
             a = {s: after["search"][(kind, context, s)] for s in SORTS}
@@ -240,7 +254,7 @@ def report(
                             "baseline": round(row[1], 2), "ratio": round(row[3] / row[1], 3), "goal": "< 25 ms",
                             "unit": "ms"})  # fmt: skip
     # A list with q is a search: its goal is that of search (25 ms), every other list's is 10 ms.
-    for searching, goal in ((False, 10), (True, 25)):
+    for searching, goal in ((False, 10), (True, 25)) if after["lists"] else ():
         kind = "with q" if searching else "without q"
         print(f"\nLists {kind}: every filter combination x sort (first and next page), worst p99 ms; "
               f"before -> after (goal: < {goal})")  # fmt: skip
@@ -271,15 +285,20 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         template_url = await fresh_database(template, until=BEFORE_16)
         await seed_template(template_url, args.tasks, args.others, args.other_tasks)
         print(f"seeded in {time.monotonic() - started:.0f} s", flush=True)
-    before_url = await copy_database(template_url, "tasklane_lists_before")
-    after_url = await copy_database(template_url, "tasklane_lists_after")
+    before_url = database_url("tasklane_lists_before") if args.after_only else await copy_database(
+        template_url, "tasklane_lists_before"
+    )
+    after_url = database_url("tasklane_lists_after")
+    if not args.reuse_after:
+        await copy_database(template_url, "tasklane_lists_after")
     try:
         started = time.monotonic()
         await migrate(after_url)
         migration_s = time.monotonic() - started
         user_id = await main_user(after_url)
-        after = await measure(after_url, tasks.list_tasks, user_id, args.runs)
-        before = after if args.after_only else await measure(before_url, legacy_page, user_id, args.runs)
+        subset = (args.kinds, args.search_only)
+        after = await measure(after_url, tasks.list_tasks, user_id, args.runs, *subset)
+        before = after if args.after_only else await measure(before_url, legacy_page, user_id, args.runs, *subset)
     finally:
         if not args.keep_databases:
             for url in (before_url, after_url, template_url):
@@ -297,6 +316,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--keep-databases", action="store_true")
     parser.add_argument(
         "--after-only", action="store_true", help="skip measuring the schema before (figures show after twice)"
+    )
+    parser.add_argument(
+        "--reuse-after",
+        action="store_true",
+        help="with --reuse: measure the migrated copy of a --keep-databases run again (migrations since applied)",
+    )
+    parser.add_argument("--search-only", action="store_true", help="measure searches only, not every list")
+    parser.add_argument(
+        "--kinds", nargs="*", default=[], help="measure only the kinds of search whose name contains one of these"
     )
     return asyncio.run(run(parser.parse_args(argv)))
 
