@@ -14,10 +14,11 @@ it: rows added or deleted meanwhile never make the next page skip or repeat one.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import asyncpg
@@ -116,6 +117,13 @@ FETCH_SIZES = (6, 11, 21, 26, 51, 101)
 WINDOW_PER_ROW = 2500
 WINDOW_PER_ROW_READING_TABLE = 250
 PROBE_PER_ROW = 25
+# How many windows a search reads at most before it collects the matches (each is sized from the rate of
+# matches in those before it, so a second seldom falls short; a third finishes the page when it does).
+SEARCH_WINDOWS = 3
+# A search whose rarest word is in fewer tasks than this collects its matches from the start (Statements.
+# start): measured at 1M tasks, a window costs ~4-6 us a row (the table, read in the sort's order) and
+# collecting ~10-15 us a match (the search index, then the table for the sort key), even at ~0.3%.
+COLLECT_SHARE = 0.003
 VALUE_DEPENDENT = frozenset({"filter_due_before", "filter_due_after"})
 WINDOWED = frozenset({"filter_status", "filter_statuses", "filter_category", "filter_q"})
 # For a due date sort, the due date filters are where the window starts and ends in the index.
@@ -200,25 +208,26 @@ def window_query(sort: str, filters: frozenset[str], after: bool, fetch: int, wi
     return compose(_name("list_tasks_window", sort, filters, after, fetch) + f"[{window}]", text)
 
 
-def next_window(limit: int, probe: int, hits: int, passed: int) -> int | None:
-    """The size of the window a search reads on with, after a first one of `probe` rows in which `passed`
-    rows passed the filters other than q and `hits` matched q too; None when the matches are better
-    collected. From the rate of matches found (one more than found, so a window with none still tells
-    something of how rare they are), the window is made to hold 1.5 times the matches still needed, of
-    a fixed set of sizes, and must read at most WINDOW_PER_ROW rows and WINDOW_PER_ROW_READING_TABLE of
-    the table per row of the page (beyond, collecting the matches costs less)."""
+def next_window(limit: int, read: int, hits: int, passed: int) -> int | None:
+    """The size of the window a search reads on with, after windows of `read` rows in all, in which
+    `passed` rows passed the filters other than q and `hits` matched q too; None when the matches are
+    better collected. From the rate of matches found (one more than found, so a window with none still
+    tells something of how rare they are), the window is made to hold 1.5 times the matches still
+    needed, of a fixed set of sizes, and must read at most WINDOW_PER_ROW rows and
+    WINDOW_PER_ROW_READING_TABLE of the table per row of the page (beyond, collecting the matches costs
+    less)."""
     fetch = fetch_size(limit)
     table_rows = 1.5 * (limit + 1 - hits) * max(passed, 1) / (hits + 1)  # rows read from the table
-    rows = table_rows * probe / max(passed, 1)
+    rows = table_rows * read / max(passed, 1)
     bound = WINDOW_PER_ROW_READING_TABLE * fetch
-    fits = [size for size in window_sizes(fetch) if size >= rows and size * passed <= bound * probe]
+    fits = [size for size in window_sizes(fetch) if size >= rows and size * passed <= bound * read]
     return fits[0] if fits else None
 
 
 def window_sizes(fetch: int) -> list[int]:
-    """The sizes a search's second window may have (a fixed set: each is a statement of its own)."""
-    sizes = {WINDOW_PER_ROW_READING_TABLE * fetch, WINDOW_PER_ROW * fetch}
+    """The sizes a search's windows after the first may have (a fixed set: each is a statement of its own)."""
     size = PROBE_PER_ROW * fetch
+    sizes = {size, WINDOW_PER_ROW_READING_TABLE * fetch, WINDOW_PER_ROW * fetch}
     while size < WINDOW_PER_ROW * fetch:
         size *= 2
         sizes.add(min(size, WINDOW_PER_ROW * fetch))
@@ -249,9 +258,28 @@ class Statements:
     filters: frozenset[str] = frozenset()
     fetch: int = 0
     probe: int = 0  # rows of a search's first window (0: no second window)
+    after: bool = False
 
     def then(self, size: int) -> Query:
         return window_query(self.sort, self.filters, True, self.fetch, size)
+
+    def start(self, words: Words | None) -> tuple[Query, int] | None:
+        """The first window to read and its size, or None when the matches of a search are better
+        collected from the start: its rarest word is in under COLLECT_SHARE of tasks, by the statistics
+        of the search index. A search by q alone with statistics sizes its first window from them, to
+        hold 1.5 times the page by the share of tasks with every word (up to WINDOW_PER_ROW_READING_TABLE
+        rows per row of the page: it reads on if need be, as after a first window); with other filters,
+        whose share is unknown, it reads PROBE_PER_ROW rows per row of the page first."""
+        if not self.probe or words is None or not words.known:
+            return self.first, self.probe or WINDOW_PER_ROW * self.fetch
+        if cast(float, words.shares[words.rarest]) < COLLECT_SHARE:
+            return None
+        if self.filters != {"filter_q"}:
+            return self.first, self.probe
+        wanted = 1.5 * self.fetch / max(words.share, 1e-9)
+        sizes = [size for size in window_sizes(self.fetch) if size <= WINDOW_PER_ROW_READING_TABLE * self.fetch]
+        size = next((size for size in sizes if size >= wanted), sizes[-1])
+        return window_query(self.sort, self.filters, self.after, self.fetch, size), size
 
 
 def _statements(sort: str, filters: frozenset[str], after: bool, limit: int) -> Statements:
@@ -270,6 +298,7 @@ def _statements(sort: str, filters: frozenset[str], after: bool, limit: int) -> 
         filters=filters,
         fetch=fetch,
         probe=probe,
+        after=after,
     )
 
 
@@ -279,6 +308,35 @@ class Words:
 
     query: str | None  # a tsquery; None when q has no word at all (nothing can match)
     patterns: list[str]
+    word_queries: list[str] = field(default_factory=list)  # each word's own tsquery
+    shares: list[float | None] = field(default_factory=list)  # each word's share of tasks (None: unknown)
+
+    @property
+    def known(self) -> bool:
+        """Whether there are statistics of the words (then share and rarest are estimates)."""
+        return bool(self.shares) and all(share is not None for share in self.shares)
+
+    @property
+    def share(self) -> float:
+        """The share of tasks with every word, taken as independent (when known)."""
+        return math.prod(cast(list[float], self.shares))
+
+    @property
+    def rarest(self) -> int:
+        return min(range(len(self.shares)), key=lambda i: cast(float, self.shares[i])) if self.known else -1
+
+    def params(self) -> dict[str, Any]:
+        """The parameters of filter-q and filter-q-indexed: only the rarest word is looked up in the index
+        when it is rare (under COLLECT_SHARE), the others are tested on the rows it gives; else (or without
+        statistics) all are looked up in the index, whose entries of common words cost less to intersect
+        than their rows to test."""
+        rarest = self.rarest
+        if rarest < 0 or len(self.word_queries) < 2 or cast(float, self.shares[rarest]) >= COLLECT_SHARE:
+            indexed, others = self.query, None
+        else:
+            indexed = self.word_queries[rarest]
+            others = " & ".join(q for i, q in enumerate(self.word_queries) if i != rarest)
+        return {"words": self.query, "patterns": self.patterns, "indexed_words": indexed, "other_words": others}
 
 
 @dataclass(frozen=True)
@@ -353,6 +411,7 @@ class Plan:
     params: dict[str, Any]
     scope: bytes  # what a cursor of this listing is bound to: user, sort and filters
     sort_key: SortKey
+    words: Words | None = None
 
 
 def plan(secret: str, user_id: UUID, query: TaskQuery, words: Words | None = None) -> Plan:
@@ -361,10 +420,10 @@ def plan(secret: str, user_id: UUID, query: TaskQuery, words: Words | None = Non
     found = shape(query)
     params = {**found.params, "user_id": user_id}
     if words is not None:
-        params["words"], params["patterns"] = words.query, words.patterns
+        params.update(words.params())
     scope = user_id.bytes + found.scope
     if query.cursor is None:
-        return Plan(found.first_page, params, scope, found.sort_key)
+        return Plan(found.first_page, params, scope, found.sort_key, words)
     values = pagination.decode(secret, scope, query.cursor)
     try:
         key_json, id_json = values
@@ -373,7 +432,7 @@ def plan(secret: str, user_id: UUID, query: TaskQuery, words: Words | None = Non
     except (ValueError, TypeError, OverflowError):
         # Signed by us yet unreadable: only possible across an incompatible change of format.
         raise InvalidCursor("The cursor is no longer valid; start from the first page") from None
-    return Plan(found.next_page, params, scope, found.sort_key)
+    return Plan(found.next_page, params, scope, found.sort_key, words)
 
 
 def next_cursor(secret: str, plan: Plan, last: asyncpg.Record) -> str:

@@ -123,7 +123,7 @@ async def search_words(ctx: Context, q: str) -> listing.Words:
     words = _words.get(q)
     if words is None:
         row = await ctx.db.fetch_one(Q.search_words, q=q)
-        words = listing.Words(row["query"], list(row["patterns"]))
+        words = listing.Words(row["query"], list(row["patterns"]), list(row["word_queries"]), list(row["shares"]))
         if len(_words) >= WORDS_CACHED:
             del _words[next(iter(_words))]  # the oldest
         _words[q] = words
@@ -150,26 +150,46 @@ async def _page_rows(ctx: Context, plan: listing.Plan, limit: int) -> list[async
     statements = plan.statements
     if statements.rest is None:
         return await ctx.db.fetch_all(statements.first, **plan.params)
-    rows = await _window(ctx, statements.first, plan.params)
-    hits = [row for row in rows if row["hit"]]
-    if len(hits) > limit or not _window_ended(rows):
-        return hits
-    size = statements.probe and listing.next_window(limit, statements.probe, len(hits), rows[-1]["passed"])
-    if size:
-        # Matches common enough to read on in order, from the first window's last row.
-        last = rows[-1]
-        after = {"after_key": plan.sort_key.param(last), "after_id": last["id"]}
-        rows = await _window(ctx, statements.then(size), {**plan.params, **after})
-        hits += [row for row in rows if row["hit"]]
-        if len(hits) > limit or not _window_ended(rows):
-            return hits
+    start = statements.start(plan.words)
+    if start is not None:
+        rows = await _read_on(ctx, plan, limit, *start)
+        if rows is not None:
+            return rows
     # Too rare a filter to read on: collect its matches (from the cursor the client gave).
     params = plan.params
     if "category" in params:
         params = {**params, "category_id": await ctx.db.fetch_val(Q.category_id, **params)}
         if params["category_id"] is None:
             return []
-    return await ctx.db.fetch_all(statements.rest, **params)
+    if not statements.probe:
+        return await ctx.db.fetch_all(statements.rest, **params)
+    async with ctx.db.transaction():
+        await ctx.db.execute(Q.collect_in_one_process)
+        return await ctx.db.fetch_all(statements.rest, **params)
+
+
+async def _read_on(ctx: Context, plan: listing.Plan, limit: int, first: Query, size: int) -> list[asyncpg.Record] | None:
+    """The rows of a page read through windows of the sort's index from `first` (of `size` rows) on, or
+    None when they show the matches better collected."""
+    statements = plan.statements
+    rows = await _window(ctx, first, plan.params)
+    hits = [row for row in rows if row["hit"]]
+    if len(hits) > limit or not _window_ended(rows):
+        return hits
+    read, passed = size, rows[-1]["passed"]
+    for _ in range(listing.SEARCH_WINDOWS - 1 if statements.probe else 0):
+        size = listing.next_window(limit, read, len(hits), passed)
+        if size is None:
+            break
+        # Matches common enough to read on in order, from the last window's last row.
+        last = rows[-1]
+        after = {"after_key": plan.sort_key.param(last), "after_id": last["id"]}
+        rows = await _window(ctx, statements.then(size), {**plan.params, **after})
+        hits += [row for row in rows if row["hit"]]
+        if len(hits) > limit or not _window_ended(rows):
+            return hits
+        read, passed = read + size, passed + rows[-1]["passed"]
+    return None
 
 
 async def list_tasks(ctx: Context, user_id: UUID, query: TaskQuery) -> dict[str, Any] | None:

@@ -164,6 +164,13 @@ LIMIT {fetch};
 -- the window it would read them all and sort them: for a user with a million, a million.
 SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off;
 
+-- name: collect-in-one-process
+-- Run before list-tasks-matches, in its transaction. Planned for a share of the user's tasks that it
+-- cannot know (a word prefix is guessed at 2% without statistics of it), the collection may be given
+-- parallel workers, whose start costs more than collecting a rare word's matches (~6 ms against ~1 ms
+-- for 20 matches of 1M tasks), or, when a guess is large, JIT compilation (tens of ms).
+SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL jit = off;
+
 -- name: window-in-index
 -- The rows of a window, tested from the sort's index alone (it includes status, category and due date).
 SELECT t.id, {key} AS key, (true {filters}) AS hit, true AS passed
@@ -238,11 +245,31 @@ SELECT EXISTS (SELECT 1 FROM accounts WHERE id = :user_id AND is_active);
 -- name: search-words
 -- The words of :q as the search index holds them (tasklane_words: lower case, accents removed) as a
 -- query for tasks with a word beginning with each of them (`query`, NULL when :q has no word), and as
--- ILIKE patterns finding each of them anywhere in a text (`patterns`, for filter-q).
-SELECT string_agg('''' || replace(replace(w.lexeme, '\', '\\'), '''', '''''') || ''':*', ' & ') AS query,
-       coalesce(array_agg('%' || replace(replace(replace(w.lexeme, '\', '\\'), '%', '\%'), '_', '\_') || '%'),
-                '{}') AS patterns
-FROM unnest(to_tsvector('tasklane_words', :q)) AS w;
+-- ILIKE patterns finding each of them anywhere in a text (`patterns`, for filter-q); and each word apart
+-- (`word_queries`) with the share of tasks that have a word beginning with it (`shares`), as ANALYZE last
+-- found it among the most common words of the search index (0 for a word that is not among them; all
+-- NULL when there are no such statistics): what tells a search to collect its matches from the start
+-- (listing.py).
+SELECT string_agg(w.query, ' & ') AS query,
+       coalesce(array_agg(w.pattern), '{}') AS patterns,
+       coalesce(array_agg(w.query), '{}') AS word_queries,
+       coalesce(array_agg(w.share), '{}') AS shares
+FROM (
+    SELECT '''' || replace(replace(l.lexeme, '\', '\\'), '''', '''''') || ''':*' AS query,
+           '%' || replace(replace(replace(l.lexeme, '\', '\\'), '%', '\%'), '_', '\_') || '%' AS pattern,
+           -- The chance that a task has one of the common words beginning with it (taken as independent).
+           CASE WHEN s.elems IS NOT NULL THEN coalesce(
+               (SELECT 1 - exp(sum(ln(1 - least(e.freq, 0.999999))))
+                FROM unnest(s.elems, s.freqs) AS e (elem, freq)  -- 3 more freqs (min, max, nulls): elem NULL
+                WHERE starts_with(e.elem, l.lexeme)),
+               0) END AS share
+    FROM unnest(to_tsvector('tasklane_words', :q)) AS l
+    LEFT JOIN (
+        SELECT most_common_elems::text::text[] AS elems, most_common_elem_freqs AS freqs
+        FROM pg_stats
+        WHERE schemaname = current_schema() AND tablename = 'tasks_user_words'
+    ) s ON true
+) w;
 
 -- name: sort-created-at
 -- Sort key: creation time.
@@ -302,10 +329,18 @@ AND CASE WHEN {words_anywhere} THEN {words_match} ELSE false END
 
 -- name: filter-q-indexed
 -- Filter: as filter-q, in the form the search index can answer (tasks_user_words, migration 0010) when
--- the planner finds it best. Rows it gives are exact (words-match is not computed again); words-anywhere
--- still costs them ~1 us each, but spares ~15 us to each row found through another index (a small
--- category's, a narrow due date range's) when the planner prefers that one.
-AND {words_anywhere} AND {words_match}
+-- the planner finds it best. Through the index, only the rarest word of q (:indexed_words, by
+-- search-words' shares; all of them when there are no statistics): the index finds rows with several
+-- words by reading every one's entries, and a common word's are many (~100 ms for a word in 15% of 2M
+-- tasks and one in 5%, where testing the 7,500 tasks with both one by one costs ~15 ms). The other words
+-- (:other_words, NULL when none) are tested on each row found; IS NOT FALSE keeps that test out of the
+-- index, and with no other word the planner reduces it to true. words-anywhere costs ~1 us a row, but
+-- spares ~15 us to each row found through another index (a small category's, a narrow due date
+-- range's) when the planner prefers that one.
+AND {words_anywhere}
+AND to_tsvector('tasklane_words', t.title || ' ' || coalesce(t.description, '')) @@ :indexed_words::tsquery
+AND (to_tsvector('tasklane_words', t.title || ' ' || coalesce(t.description, '')) @@ :other_words::tsquery)
+    IS NOT FALSE
 
 -- name: words-match
 -- A task has a word beginning with each word of q.

@@ -140,7 +140,8 @@ async def _values(conn: asyncpg.Connection, user_id: uuid.UUID, filters: dict[st
     values: dict[str, Any] = {}
     if "q" in filters:
         row = await conn.fetchrow(Q.search_words.sql, filters["q"])
-        values["words"], values["patterns"] = row["query"], row["patterns"]
+        words = listing.Words(row["query"], row["patterns"], row["word_queries"], row["shares"])
+        values.update(words.params())
     if "category" in filters:
         values["category_id"] = await conn.fetchval(Q.category_id.sql, user_id, filters["category"])
     return values
