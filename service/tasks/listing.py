@@ -105,11 +105,15 @@ SORT_KEYS = {
 # when the window holds too few for the page; the filter is then rare, and collecting them cheap.
 # - Status, category and due date are in the sort indexes, so the window is read from the index alone:
 #   WINDOW_PER_ROW rows per row of the page (52,500 for a page of 20; ~0.1 us each).
-# - q needs the table (~1-5 us a row, more when it is not cached), so a search first reads a window of
-#   PROBE_PER_ROW rows per row of the page (only rows that pass the other filters are read from the
-#   table). If that holds too few matches, a second window is read on from there, sized from the rate of
-#   matches found (next_window); unless that rate says the matches are rare (a word in under ~0.3% of
-#   tasks), and then collecting them costs less.
+# - q needs the table (~4-6 us a row at 1M tasks, as the sort's order is not the table's; only rows that
+#   pass the other filters are read from it). So a search starts from what ANALYZE knows of its words
+#   (search-words: the share of tasks with a word beginning with each, among the search index's most
+#   common words): with a rare word (under COLLECT_SHARE, or not among them), it collects the matches
+#   from the start, through that word alone (filter-q-indexed); else it reads a first window, sized from
+#   the share of tasks with every word when q is the only filter, of PROBE_PER_ROW rows per row of the
+#   page otherwise (or without statistics). If that holds too few matches, it reads on from there in
+#   windows sized from the rate of matches found and the statistics (next_window), up to SEARCH_WINDOWS,
+#   unless that rate says the matches are rare, and then collecting them costs less.
 # Measured at 1M tasks: tests/perf/bench_lists (figures in README.md).
 FETCH_SIZES = (6, 11, 21, 26, 51, 101)
 # Rows per row of the page: of a window read from the index alone; at most of the table in a search's
@@ -120,6 +124,10 @@ PROBE_PER_ROW = 25
 # How many windows a search reads at most before it collects the matches (each is sized from the rate of
 # matches in those before it, so a second seldom falls short; a third finishes the page when it does).
 SEARCH_WINDOWS = 3
+# How many rows of the table the statistics' share of tasks with every word of q weighs as, against the
+# rate of matches that windows found (which is that user's own, but from few rows: a first window with
+# none of a word in 1% of tasks would otherwise send it to collect 10,000 matches).
+PRIOR_ROWS = 2000
 # A search whose rarest word is in fewer tasks than this collects its matches from the start (Statements.
 # start): measured at 1M tasks, a window costs ~4-6 us a row (the table, read in the sort's order) and
 # collecting ~10-15 us a match (the search index, then the table for the sort key), even at ~0.3%.
@@ -208,20 +216,30 @@ def window_query(sort: str, filters: frozenset[str], after: bool, fetch: int, wi
     return compose(_name("list_tasks_window", sort, filters, after, fetch) + f"[{window}]", text)
 
 
-def next_window(limit: int, read: int, hits: int, passed: int) -> int | None:
+def next_window(limit: int, read: int, hits: int, passed: int, words: Words | None = None) -> int | None:
     """The size of the window a search reads on with, after windows of `read` rows in all, in which
     `passed` rows passed the filters other than q and `hits` matched q too; None when the matches are
     better collected. From the rate of matches found (one more than found, so a window with none still
-    tells something of how rare they are), the window is made to hold 1.5 times the matches still
-    needed, of a fixed set of sizes, and must read at most WINDOW_PER_ROW rows and
-    WINDOW_PER_ROW_READING_TABLE of the table per row of the page (beyond, collecting the matches costs
-    less)."""
+    tells something of how rare they are; with statistics of the words, their share weighs as much as
+    PRIOR_ROWS rows more), the window is made to hold 1.5 times the matches still needed, of a fixed set
+    of sizes, and must read at most WINDOW_PER_ROW rows and WINDOW_PER_ROW_READING_TABLE of the table per
+    row of the page (beyond, collecting the matches costs less; unless the statistics say that every
+    word is common: then collecting costs more, and the largest window that fits is read if two such
+    would hold the matches needed)."""
     fetch = fetch_size(limit)
-    table_rows = 1.5 * (limit + 1 - hits) * max(passed, 1) / (hits + 1)  # rows read from the table
+    if words is not None and words.known:
+        rate = (hits + words.share * PRIOR_ROWS) / (passed + PRIOR_ROWS)
+    else:
+        rate = (hits + 1) / max(passed, 1)
+    table_rows = 1.5 * (limit + 1 - hits) / rate  # rows read from the table
     rows = table_rows * read / max(passed, 1)
     bound = WINDOW_PER_ROW_READING_TABLE * fetch
-    fits = [size for size in window_sizes(fetch) if size >= rows and size * passed <= bound * read]
-    return fits[0] if fits else None
+    within = [size for size in window_sizes(fetch) if size * passed <= bound * read]
+    fits = [size for size in within if size >= rows]
+    if fits:
+        return fits[0]
+    common = words is not None and words.known and cast(float, words.shares[words.rarest]) >= COLLECT_SHARE
+    return within[-1] if common and within and rows <= 2 * within[-1] else None
 
 
 def window_sizes(fetch: int) -> list[int]:

@@ -168,7 +168,9 @@ async def _page_rows(ctx: Context, plan: listing.Plan, limit: int) -> list[async
         return await ctx.db.fetch_all(statements.rest, **params)
 
 
-async def _read_on(ctx: Context, plan: listing.Plan, limit: int, first: Query, size: int) -> list[asyncpg.Record] | None:
+async def _read_on(
+    ctx: Context, plan: listing.Plan, limit: int, first: Query, size: int
+) -> list[asyncpg.Record] | None:
     """The rows of a page read through windows of the sort's index from `first` (of `size` rows) on, or
     None when they show the matches better collected."""
     statements = plan.statements
@@ -178,7 +180,7 @@ async def _read_on(ctx: Context, plan: listing.Plan, limit: int, first: Query, s
         return hits
     read, passed = size, rows[-1]["passed"]
     for _ in range(listing.SEARCH_WINDOWS - 1 if statements.probe else 0):
-        size = listing.next_window(limit, read, len(hits), passed)
+        size = listing.next_window(limit, read, len(hits), passed, plan.words)
         if size is None:
             break
         # Matches common enough to read on in order, from the last window's last row.

@@ -285,8 +285,10 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         template_url = await fresh_database(template, until=BEFORE_16)
         await seed_template(template_url, args.tasks, args.others, args.other_tasks)
         print(f"seeded in {time.monotonic() - started:.0f} s", flush=True)
-    before_url = database_url("tasklane_lists_before") if args.after_only else await copy_database(
-        template_url, "tasklane_lists_before"
+    before_url = (
+        database_url("tasklane_lists_before")
+        if args.after_only
+        else await copy_database(template_url, "tasklane_lists_before")
     )
     after_url = database_url("tasklane_lists_after")
     if not args.reuse_after:
