@@ -225,7 +225,7 @@ def next_window(limit: int, read: int, hits: int, passed: int, words: Words | No
     of sizes, and must read at most WINDOW_PER_ROW rows and WINDOW_PER_ROW_READING_TABLE of the table per
     row of the page (beyond, collecting the matches costs less; unless the statistics say that every
     word is common: then collecting costs more, and the largest window that fits is read if two such
-    would hold the matches needed)."""
+    would hold the matches needed, within 4 times the bound of the table's rows)."""
     fetch = fetch_size(limit)
     if words is not None and words.known:
         rate = (hits + words.share * PRIOR_ROWS) / (passed + PRIOR_ROWS)
@@ -239,7 +239,9 @@ def next_window(limit: int, read: int, hits: int, passed: int, words: Words | No
     if fits:
         return fits[0]
     common = words is not None and words.known and cast(float, words.shares[words.rarest]) >= COLLECT_SHARE
-    return within[-1] if common and within and rows <= 2 * within[-1] else None
+    # Reading on costs ~0.3-1 us a row of the index and ~5-40 us one of the table (more when read by id,
+    # after other filters): with other filters keeping few rows, more than collecting even common words.
+    return within[-1] if common and within and rows <= min(2 * within[-1], 4 * bound) else None
 
 
 def window_sizes(fetch: int) -> list[int]:
