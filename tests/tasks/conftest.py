@@ -1,4 +1,5 @@
-"""Two real, active users per test (alice and bob), and helpers that speak the tasks API."""
+"""Two real, active users per test (alice and bob), helpers that speak the tasks API, and a spy of the
+statements a listing runs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.db import Database
 from tests.support import active_account, bearer
 
 API = "/api/v1"
@@ -45,6 +47,20 @@ class User:
 async def make_user(client: httpx.AsyncClient, ctx: Any, smtp: Any, email: str) -> User:
     tokens = await active_account(client, ctx, smtp, email)
     return User(email, bearer(tokens), client)
+
+
+@pytest.fixture
+def statements(monkeypatch) -> list[str]:
+    """The names of the statements that fetch rows (Database.fetch_all), as they run."""
+    names: list[str] = []
+    fetch_all = Database.fetch_all
+
+    async def spy(self, query, **values):
+        names.append(query.name)
+        return await fetch_all(self, query, **values)
+
+    monkeypatch.setattr(Database, "fetch_all", spy)
+    return names
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from service.db import Database
 from service.tasks import listing
 from tests.support import assert_problem, db_execute
 from tests.tasks.conftest import ids
@@ -360,19 +359,11 @@ def matches(task: dict, params: dict) -> bool:
     ids=lambda p: "+".join(p),
 )
 async def test_filtered_pages_are_the_same_read_in_order_or_collected_through_the_filter_s_index(
-    alice, window, params, monkeypatch
+    alice, window, params, statements
 ):
     tasks = await seed_filtered(alice, 60, random.Random(str(params)))
     wanted = [t for t in tasks if matches(t, params)]
     assert 3 < len(wanted) < len(tasks)
-    statements: list[str] = []
-    fetch_all = Database.fetch_all
-
-    async def spy(self, query, **values):
-        statements.append(query.name)
-        return await fetch_all(self, query, **values)
-
-    monkeypatch.setattr(Database, "fetch_all", spy)
 
     # A window of one row per row of the page: pages are mostly finished from the filter's index. One far
     # larger than the list: every page is read in the sort's order.

@@ -8,7 +8,6 @@ import random
 
 import pytest
 
-from service.db import Database
 from service.tasks import listing
 from service.tasks import service as tasks_service
 from tests.support import db_execute
@@ -28,20 +27,6 @@ async def analysed(ctx):
     yield analyse
     tasks_service._words.clear()
     listing._shape.cache_clear()
-
-
-@pytest.fixture
-def statements(monkeypatch) -> list[str]:
-    """The names of the statements the listing runs."""
-    names: list[str] = []
-    fetch_all = Database.fetch_all
-
-    async def spy(self, query, **values):
-        names.append(query.name)
-        return await fetch_all(self, query, **values)
-
-    monkeypatch.setattr(Database, "fetch_all", spy)
-    return names
 
 
 def words(shares: list[float | None]) -> listing.Words:
