@@ -119,7 +119,9 @@ async def delete_task(ctx: Context, user_id: UUID, task_id: str) -> None:
 
 async def search_words(ctx: Context, q: str) -> listing.Words:
     """The words of a search as the search index holds them; computed by PostgreSQL (its parser and
-    dictionaries define them) once per distinct q and process, as pages of one search all ask again."""
+    dictionaries define them) once per distinct q and process, as pages of one search all ask again. So
+    are the shares of tasks ANALYZE found for them: they change slowly, and only guide the choice of
+    strategy (listing.Statements.start), which the rate of matches a window finds corrects."""
     words = _words.get(q)
     if words is None:
         row = await ctx.db.fetch_one(Q.search_words, q=q)
