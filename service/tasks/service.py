@@ -14,7 +14,7 @@ from service.context import Context
 from service.db import Queries, Query
 from service.errors import Conflict, NotFound
 from service.ids import parse_id
-from service.tasks import listing
+from service.tasks import listing, search
 from service.tasks.schemas import CategoryPatch, TaskIn, TaskPatch, TaskQuery
 
 Q = Queries("tasks")
@@ -117,7 +117,7 @@ async def delete_task(ctx: Context, user_id: UUID, task_id: str) -> None:
         raise TaskNotFound("No task with this id")
 
 
-async def search_words(ctx: Context, q: str) -> listing.Words:
+async def search_words(ctx: Context, q: str) -> search.Words:
     """The words of a search as the search index holds them; computed by PostgreSQL (its parser and
     dictionaries define them) once per distinct q and process, as pages of one search all ask again. So
     are the shares of tasks ANALYZE found for them: they change slowly, and only guide the choice of
@@ -125,7 +125,7 @@ async def search_words(ctx: Context, q: str) -> listing.Words:
     words = _words.get(q)
     if words is None:
         row = await ctx.db.fetch_one(Q.search_words, q=q)
-        words = listing.Words(row["query"], list(row["patterns"]), list(row["word_queries"]), list(row["shares"]))
+        words = search.Words(row["query"], list(row["patterns"]), list(row["word_queries"]), list(row["shares"]))
         if len(_words) >= WORDS_CACHED:
             del _words[next(iter(_words))]  # the oldest
         _words[q] = words
@@ -133,7 +133,7 @@ async def search_words(ctx: Context, q: str) -> listing.Words:
 
 
 WORDS_CACHED = 1024
-_words: dict[str, listing.Words] = {}
+_words: dict[str, search.Words] = {}
 
 
 def _window_ended(rows: list[asyncpg.Record]) -> bool:
@@ -181,8 +181,8 @@ async def _read_on(
     if len(hits) > limit or not _window_ended(rows):
         return hits
     read, passed = size, rows[-1]["passed"]
-    for _ in range(listing.SEARCH_WINDOWS - 1 if statements.probe else 0):
-        size = listing.next_window(limit, read, len(hits), passed, plan.words)
+    for _ in range(search.SEARCH_WINDOWS - 1 if statements.probe else 0):
+        size = search.next_window(limit, read, len(hits), passed, plan.words)
         if size is None:
             break
         # Matches common enough to read on in order, from the last window's last row.

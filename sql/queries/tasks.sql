@@ -116,11 +116,11 @@ FROM category c;
 -- (their category_id names a row that is gone: see migration 0007).
 DELETE FROM categories WHERE id = :id AND user_id = :user_id RETURNING id;
 
--- The task list is assembled (service/tasks/listing.py) from the templates `list-tasks`, `list-tasks-window`
+-- The task list is assembled (service/tasks/statements.py) from the templates `list-tasks`, `list-tasks-window`
 -- and `list-tasks-matches` and the fragments below, chosen from this fixed set by which filters and sort
 -- the request uses; every value is a parameter. {key} is the sort key of the chosen `sort-*` fragment,
 -- {order} the sort (`{key}, t.id`, either direction); {limit}, {fetch} and {window} are :limit or
--- numbers from a fixed set (see listing.py); {item} is `task-item`.
+-- numbers from a fixed set (see statements.py); {item} is `task-item`.
 
 -- name: list-tasks
 -- Returns one page of the user's tasks, sorted by {order}: each task already rendered as its JSON
@@ -249,7 +249,7 @@ SELECT EXISTS (SELECT 1 FROM accounts WHERE id = :user_id AND is_active);
 -- (`word_queries`) with the share of tasks that have a word beginning with it (`shares`), as ANALYZE last
 -- found it among the most common words of the search index (0 for a word that is not among them; all
 -- NULL when there are no such statistics): what tells a search to collect its matches from the start
--- (listing.py).
+-- (search.py).
 SELECT string_agg(w.query, ' & ') AS query,
        coalesce(array_agg(w.pattern), '{}') AS patterns,
        coalesce(array_agg(w.query), '{}') AS word_queries,

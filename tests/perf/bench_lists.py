@@ -38,7 +38,7 @@ import asyncpg
 from service.context import Context
 from service.db import Database, Query, compose
 from service.migrate import migrate
-from service.tasks import listing
+from service.tasks import listing, statements
 from service.tasks import service as tasks
 from service.tasks.schemas import TaskQuery
 from tests.perf.bench_tasks import SECRET_KEY as SECRET
@@ -77,7 +77,7 @@ LEGACY_VALUE_DEPENDENT = frozenset({"filter_q", "filter_due_before", "filter_due
 
 @cache
 def legacy_statement(sort: str, filters: frozenset[str], after: bool, fetch: int | None) -> Query:
-    text = listing._assemble("list_tasks", sort, filters - {"filter_q"}, after, limit=str(fetch or ":limit"))
+    text = statements._assemble("list_tasks", sort, filters - {"filter_q"}, after, limit=str(fetch or ":limit"))
     if "filter_q" in filters:
         text = text.replace(ACCOUNT_CHECK, f"{ACCOUNT_CHECK} {LEGACY_Q}")
     return compose(f"legacy[{sort},{sorted(filters)},{after},{fetch}]", text, custom_plan=fetch is None)
@@ -92,7 +92,7 @@ async def legacy_page(ctx: Context, user_id: uuid.UUID, query: TaskQuery) -> dic
     """A page as the service computed it before issue 16."""
     plan = listing.plan(SECRET, user_id, query)
     filters = listing.shape(query).filters
-    fetch = None if filters & LEGACY_VALUE_DEPENDENT else listing.fetch_size(query.limit)
+    fetch = None if filters & LEGACY_VALUE_DEPENDENT else statements.fetch_size(query.limit)
     params = {**plan.params, "pattern": legacy_pattern(query.q or "")}
     rows = await ctx.db.fetch_all(legacy_statement(query.sort, filters, query.cursor is not None, fetch), **params)
     cursor = listing.next_cursor(SECRET, plan, rows[query.limit - 1]) if len(rows) > query.limit else None

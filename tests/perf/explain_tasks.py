@@ -4,7 +4,7 @@
 
 Creates its own database (`tasklane_explain`, dropped at the end unless --keep-database), seeds one
 user with --tasks tasks plus ten other users with 2% of that each (COPY), ANALYZEs, then EXPLAINs the
-exact statements the service runs (service/tasks/listing.py) for every filter combination x sort x
+exact statements the service runs (service/tasks/listing.py, statements.py) for every filter combination x sort x
 first/next page, both as the custom plan PostgreSQL makes for the first executions of a prepared
 statement and as the generic plan it may settle on. Prints per sort and filter the indexes used on
 tasks, the sequential scans of tasks (expected: none) and, with --analyze, execution times.
@@ -29,8 +29,9 @@ import asyncpg
 import orjson
 
 from service.db import Queries
-from service.tasks import listing
+from service.tasks import listing, search
 from service.tasks.schemas import TaskQuery
+from service.tasks.statements import WINDOW_PER_ROW
 from tests.perf.common import database_url
 from tests.perf.seed import CATEGORIES, RARE_WORD, create_database, create_user, seed_tasks
 from tests.support import drop_database
@@ -140,7 +141,7 @@ async def _values(conn: asyncpg.Connection, user_id: uuid.UUID, filters: dict[st
     values: dict[str, Any] = {}
     if "q" in filters:
         row = await conn.fetchrow(Q.search_words.sql, filters["q"])
-        words = listing.Words(row["query"], row["patterns"], row["word_queries"], row["shares"])
+        words = search.Words(row["query"], row["patterns"], row["word_queries"], row["shares"])
         values.update(words.params())
     if "category" in filters:
         values["category_id"] = await conn.fetchval(Q.category_id.sql, user_id, filters["category"])
@@ -165,7 +166,7 @@ async def survey(conn: asyncpg.Connection, user_id: uuid.UUID, *, analyze: bool 
                 steps = [("list" if statements.rest is None else "window", statements.first, {})]
                 if statements.probe:  # read on from a first window's last row (here: the middle)
                     after = {"after_key": chosen.sort_key.param(middle), "after_id": uuid.UUID(middle["id"])}
-                    steps.append(("window", statements.then(listing.WINDOW_PER_ROW * statements.fetch), after))
+                    steps.append(("window", statements.then(WINDOW_PER_ROW * statements.fetch), after))
                 if statements.rest is not None:
                     steps.append(("rest", statements.rest, {}))
                 for step, statement, extra in steps:

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from service.tasks import listing
+from service.tasks import listing, search, statements
 from tests.support import assert_problem, db_execute
 from tests.tasks.conftest import ids
 
@@ -295,13 +295,14 @@ async def test_a_user_with_thousands_of_tasks_pages_through_them_all(alice, ctx)
 @pytest.fixture
 def window(monkeypatch):
     """Sets how many rows per row of the page a filtered list reads in order before it collects the
-    filter's matches from the filter's own index instead (service/tasks/listing.py). Whatever the
+    filter's matches from the filter's own index instead (service/tasks/listing.py, search.py). Whatever the
     statistics of the search index say (ANALYZE may have run), no search collects from the start."""
 
     def set_window(per_row: int) -> None:
-        for name in ("WINDOW_PER_ROW", "WINDOW_PER_ROW_READING_TABLE", "PROBE_PER_ROW"):
-            monkeypatch.setattr(listing, name, per_row)
-        monkeypatch.setattr(listing, "COLLECT_SHARE", 0.0)
+        monkeypatch.setattr(statements, "WINDOW_PER_ROW", per_row)
+        for name in ("WINDOW_PER_ROW_READING_TABLE", "PROBE_PER_ROW"):
+            monkeypatch.setattr(search, name, per_row)
+        monkeypatch.setattr(search, "COLLECT_SHARE", 0.0)
         listing._shape.cache_clear()
 
     yield set_window

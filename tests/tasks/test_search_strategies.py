@@ -1,4 +1,4 @@
-"""GET /tasks?q=: the same pages whichever way a search finds them (service/tasks/listing.py): through
+"""GET /tasks?q=: the same pages whichever way a search finds them (service/tasks/search.py): through
 windows of the sort's index sized from the statistics of the search index, or collected from the start
 through its rarest word, or switching from one to the other between pages."""
 
@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from service.tasks import listing
+from service.tasks import listing, search, statements
 from service.tasks import service as tasks_service
 from tests.support import db_execute
 from tests.tasks.conftest import ids
@@ -29,9 +29,9 @@ async def analysed(ctx):
     listing._shape.cache_clear()
 
 
-def words(shares: list[float | None]) -> listing.Words:
+def words(shares: list[float | None]) -> search.Words:
     queries = [f"'w{i}':*" for i in range(len(shares))]
-    return listing.Words(" & ".join(queries), [f"%w{i}%" for i in range(len(shares))], queries, shares)
+    return search.Words(" & ".join(queries), [f"%w{i}%" for i in range(len(shares))], queries, shares)
 
 
 def test_only_a_rare_word_is_looked_up_alone_in_the_search_index():
@@ -44,23 +44,23 @@ def test_only_a_rare_word_is_looked_up_alone_in_the_search_index():
 
 
 def test_a_search_starts_from_the_statistics_of_its_words():
-    search = listing.shape(listing.TaskQuery.model_construct(q="x", sort="due_date", limit=20, status=())).first_page
+    alone = listing.shape(listing.TaskQuery.model_construct(q="x", sort="due_date", limit=20, status=())).first_page
     by_status = listing.shape(
         listing.TaskQuery.model_construct(q="x", sort="due_date", limit=20, status=("todo",))
     ).first_page
-    fetch = listing.fetch_size(20)
-    assert search.start(words([0.001, 0.5])) is None  # rare: collected from the start, whatever the filters
+    fetch = statements.fetch_size(20)
+    assert alone.start(words([0.001, 0.5])) is None  # rare: collected from the start, whatever the filters
     assert by_status.start(words([0.001])) is None
     # Without statistics, or with other filters (whose share is unknown): a first window of fixed size.
-    assert search.start(words([None])) == (search.first, listing.PROBE_PER_ROW * fetch)
-    assert by_status.start(words([0.01])) == (by_status.first, listing.PROBE_PER_ROW * fetch)
+    assert alone.start(words([None])) == (alone.first, search.PROBE_PER_ROW * fetch)
+    assert by_status.start(words([0.01])) == (by_status.first, search.PROBE_PER_ROW * fetch)
     # By q alone: a window to hold 1.5 pages by the share of tasks with every word, within the bound.
     for shares in ([0.5], [0.01], [0.05, 0.02]):
-        first, size = search.start(words(shares)) or (None, 0)
-        assert first is listing.window_query("due_date", search.filters, False, fetch, size)
-        assert size in listing.window_sizes(fetch)
+        first, size = alone.start(words(shares)) or (None, 0)
+        assert first is statements.window_query("due_date", alone.filters, False, fetch, size)
+        assert size in search.window_sizes(fetch)
         share = words(shares).share
-        assert size >= 1.5 * fetch / share or size == listing.WINDOW_PER_ROW_READING_TABLE * fetch
+        assert size >= 1.5 * fetch / share or size == search.WINDOW_PER_ROW_READING_TABLE * fetch
 
 
 PARAMS = [
@@ -83,7 +83,7 @@ async def test_a_search_gives_the_same_pages_collected_from_the_start_or_read_in
 
     # Every word rare: collected from the start; none: read in windows, sized from the statistics.
     for collect_share, collected in ((1.0, True), (0.0, False)):
-        monkeypatch.setattr(listing, "COLLECT_SHARE", collect_share)
+        monkeypatch.setattr(search, "COLLECT_SHARE", collect_share)
         for sort in SORTS:
             statements.clear()
             seen = await alice.page_through(sort=sort, limit=3, **params)
@@ -101,7 +101,7 @@ async def test_paging_switches_strategy_without_skipping_or_repeating(alice, ana
         cursor = None
         for page in range(100):
             # Collected from the start on even pages, read in windows of the sort's index on odd ones.
-            monkeypatch.setattr(listing, "COLLECT_SHARE", 1.0 if page % 2 == 0 else 0.0)
+            monkeypatch.setattr(search, "COLLECT_SHARE", 1.0 if page % 2 == 0 else 0.0)
             response = await alice.list(sort=sort, limit=2, **params, **({"cursor": cursor} if cursor else {}))
             body = response.json()
             seen += body["items"]
@@ -114,7 +114,7 @@ async def test_paging_switches_strategy_without_skipping_or_repeating(alice, ana
 async def test_a_rare_word_with_common_ones_is_found_through_it_and_the_others_tested(
     alice, ctx, analysed, statements, monkeypatch
 ):
-    monkeypatch.setattr(listing, "COLLECT_SHARE", 0.1)  # "résumé" is in 2 of these 32 tasks, the others in 31
+    monkeypatch.setattr(search, "COLLECT_SHARE", 0.1)  # "résumé" is in 2 of these 32 tasks, the others in 31
     both = await alice.create(title="Résumé of the alpha plan", description="beta")
     await alice.create(title="Résumé without the other word")
     for i in range(30):
