@@ -1,5 +1,6 @@
 """Task and category rules: every read and write is scoped to the calling user, and another user's
-task or category is answered exactly like one that does not exist."""
+task or category is answered exactly like one that does not exist. A page of GET /tasks: its statements
+are chosen in listing.py (a search's way in search.py, the SQL in statements.py) and read in pages.py."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import asyncpg
 import orjson
 
 from service.context import Context
-from service.db import Queries, Query
+from service.db import Queries
 from service.errors import Conflict, NotFound
 from service.ids import parse_id
-from service.tasks import listing, search
+from service.tasks import listing, pages, search
 from service.tasks.schemas import CategoryPatch, TaskIn, TaskPatch, TaskQuery
 
 Q = Queries("tasks")
@@ -121,7 +122,7 @@ async def search_words(ctx: Context, q: str) -> search.Words:
     """The words of a search as the search index holds them; computed by PostgreSQL (its parser and
     dictionaries define them) once per distinct q and process, as pages of one search all ask again. So
     are the shares of tasks ANALYZE found for them: they change slowly, and only guide the choice of
-    strategy (listing.Statements.start), which the rate of matches a window finds corrects."""
+    strategy (search.py), which the rate of matches a window finds corrects."""
     words = _words.get(q)
     if words is None:
         row = await ctx.db.fetch_one(Q.search_words, q=q)
@@ -136,73 +137,13 @@ WORDS_CACHED = 1024
 _words: dict[str, search.Words] = {}
 
 
-def _window_ended(rows: list[asyncpg.Record]) -> bool:
-    return bool(rows) and rows[-1]["last"]
-
-
-async def _window(ctx: Context, query: Query, params: dict[str, Any]) -> list[asyncpg.Record]:
-    """The rows of a window, read in the order of the sort's index (see read-in-index-order)."""
-    async with ctx.db.transaction():
-        await ctx.db.execute(Q.read_in_index_order)
-        return await ctx.db.fetch_all(query, **params)
-
-
-async def _page_rows(ctx: Context, plan: listing.Plan, limit: int) -> list[asyncpg.Record]:
-    """The rows of a page (and the one after it, if any) by the plan's statements: see listing.Statements."""
-    statements = plan.statements
-    if statements.rest is None:
-        return await ctx.db.fetch_all(statements.first, **plan.params)
-    start = statements.start(plan.words)
-    if start is not None:
-        rows = await _read_on(ctx, plan, limit, *start)
-        if rows is not None:
-            return rows
-    # Too rare a filter to read on: collect its matches (from the cursor the client gave).
-    params = plan.params
-    if "category" in params:
-        params = {**params, "category_id": await ctx.db.fetch_val(Q.category_id, **params)}
-        if params["category_id"] is None:
-            return []
-    if not statements.probe:
-        return await ctx.db.fetch_all(statements.rest, **params)
-    async with ctx.db.transaction():
-        await ctx.db.execute(Q.collect_in_one_process)
-        return await ctx.db.fetch_all(statements.rest, **params)
-
-
-async def _read_on(
-    ctx: Context, plan: listing.Plan, limit: int, first: Query, size: int
-) -> list[asyncpg.Record] | None:
-    """The rows of a page read through windows of the sort's index from `first` (of `size` rows) on, or
-    None when they show the matches better collected."""
-    statements = plan.statements
-    rows = await _window(ctx, first, plan.params)
-    hits = [row for row in rows if row["hit"]]
-    if len(hits) > limit or not _window_ended(rows):
-        return hits
-    read, passed = size, rows[-1]["passed"]
-    for _ in range(search.SEARCH_WINDOWS - 1 if statements.probe else 0):
-        size = search.next_window(limit, read, len(hits), passed, plan.words)
-        if size is None:
-            break
-        # Matches common enough to read on in order, from the last window's last row.
-        last = rows[-1]
-        after = {"after_key": plan.sort_key.param(last), "after_id": last["id"]}
-        rows = await _window(ctx, statements.then(size), {**plan.params, **after})
-        hits += [row for row in rows if row["hit"]]
-        if len(hits) > limit or not _window_ended(rows):
-            return hits
-        read, passed = read + size, passed + rows[-1]["passed"]
-    return None
-
-
 async def list_tasks(ctx: Context, user_id: UUID, query: TaskQuery) -> dict[str, Any] | None:
     """One page of the user's tasks as {items, next_cursor}; None when the account is gone or inactive
     (checked by the list query itself: a page of tasks costs one round trip, authentication included)."""
     secret = ctx.settings.secret_key
     words = await search_words(ctx, query.q) if query.q is not None else None
     plan = listing.plan(secret, user_id, query, words)
-    rows = [] if words is not None and words.query is None else await _page_rows(ctx, plan, query.limit)
+    rows = [] if words is not None and words.query is None else await pages.page_rows(ctx, plan, query.limit)
     if not rows:
         if not await ctx.db.fetch_val(Q.account_is_active, user_id=user_id):
             return None

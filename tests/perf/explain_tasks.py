@@ -172,7 +172,7 @@ async def survey(conn: asyncpg.Connection, user_id: uuid.UUID, *, analyze: bool 
                 for step, statement, extra in steps:
                     args = statement.args({**chosen.params, **values, **extra})
                     async with conn.transaction():
-                        if step == "window":  # as the service reads a window (service/tasks/service.py)
+                        if step == "window":  # as the service reads a window (service/tasks/pages.py)
                             await conn.execute(Q.read_in_index_order.sql)
                         custom = orjson.loads(await conn.fetchval(f"EXPLAIN ({options}) {statement.sql}", *args))
                         plans.append(Plan(sort, label(filters), page, step, "custom", *analyse(custom), raw=custom[0]))

@@ -60,7 +60,7 @@ async def test_every_filter_and_sort_combination_uses_an_index(planned_user):
     seq = [f"{p.sort} [{p.filters}] {p.page} {p.step} {p.mode}" for p in plans if p.seq_scan]
     assert seq == [], f"sequential scans of tasks: {seq[:10]}"
     assert all(p.indexes for p in plans)
-    # A window is read in the sort's index order, never gathered and sorted (service/tasks/service.py).
+    # A window is read in the sort's index order, never gathered and sorted (service/tasks/pages.py).
     unordered = [
         f"{p.sort} [{p.filters}] {p.page} {p.mode}: {p.sorts_tasks} rows"
         for p in plans
