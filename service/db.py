@@ -1,7 +1,9 @@
 """Database lifecycle and the named-SQL loader.
 
-Statements live in `sql/queries/*.sql` under `-- name: verb-noun` lines and use `:param` placeholders.
-They are rewritten once, at load time, into asyncpg's `$n` form and run on a raw asyncpg connection
+Statements live in `sql/queries/*.sql` under `-- name: verb-noun` lines and use `:param` placeholders;
+a statement may include a fragment of the same file by its name in braces (`{task_columns}` for
+`-- name: task-columns`), so that a projection several statements share is written once. They are
+rewritten once, at load time, into asyncpg's `$n` form and run on a raw asyncpg connection
 (the one `databases` holds for the current task, if any): that keeps `databases`' per-task connection
 and transaction handling while skipping the SQLAlchemy compilation it would do on every call, and
 asyncpg caches each statement as a prepared statement. One runner, `run`, executes them, on whichever
@@ -28,6 +30,8 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _NAME = re.compile(r"^--\s*name:\s*([a-z0-9-]+)\s*$", re.MULTILINE)
 # `:param`, but neither the `::type` cast nor a `:` inside a word.
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+# `{name}`: the fragment of that (snake_case) name, when the file has one.
+_INCLUDE = re.compile(r"\{([a-z0-9_]+)\}")
 log = logging.getLogger("tasklane.db")
 CLOSE_WAIT = 30.0  # seconds a closing pool waits for its connections to come back
 Method = Literal["fetchrow", "fetch", "fetchval", "execute"]  # asyncpg's, on a connection
@@ -63,7 +67,8 @@ def _compile(name: str, text: str) -> Query:
 
 
 def split_queries(text: str) -> dict[str, str]:
-    """The text of each named statement (or fragment), comment lines removed, `:param`s left as they are."""
+    """The text of each named statement (or fragment), comment lines removed, the fragments it includes
+    in place, `:param`s left as they are."""
     texts: dict[str, str] = {}
     parts = _NAME.split(text)
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
@@ -72,7 +77,26 @@ def split_queries(text: str) -> dict[str, str]:
         if key in texts:
             raise ValueError(f"duplicate query name {name!r}")
         texts[key] = "\n".join(lines).strip()
-    return texts
+    return _include(texts)
+
+
+def _include(texts: dict[str, str]) -> dict[str, str]:
+    """Each text with every `{name}` of a fragment of the same texts replaced by that fragment (itself with
+    its own included); any other `{...}` is left for `compose` (a list's sort key, filters, ...)."""
+    done: dict[str, str] = {}
+
+    def resolve(key: str, within: tuple[str, ...]) -> str:
+        if key in within:
+            raise ValueError(f"query {key!r} includes itself")
+        if key not in done:
+            included = (*within, key)
+            done[key] = _INCLUDE.sub(
+                lambda m: resolve(m[1], included) if m[1] in texts else m[0],
+                texts[key],
+            )
+        return done[key]
+
+    return {key: resolve(key, ()) for key in texts}
 
 
 def parse_queries(text: str) -> dict[str, Query]:

@@ -105,7 +105,8 @@ def _check_fetch(fetch: int | None) -> None:
 
 
 def _assemble(template: str, sort: str, filters: frozenset[str], after: bool, **parts: str) -> str:
-    """A template with the sort's fragments and the filters' (by name, from the SQL file only)."""
+    """A template with the sort's fragments and the filters' (by name, from the SQL file only; the fragments
+    a text names itself, such as task-item, are already in place: service/db.py)."""
     descending = sort.startswith("-")
     direction = " DESC" if descending else ""
     matches = template == "list_tasks_matches"
@@ -115,10 +116,7 @@ def _assemble(template: str, sort: str, filters: frozenset[str], after: bool, **
 
     fields = {
         "source": parts.pop("source", ""),
-        "item": Q.text("task_item"),
         "filters": " ".join(Q.text(name) for name in sorted(filters)),
-        "words_anywhere": Q.text("words_anywhere"),
-        "words_match": Q.text("words_match"),
         "after": Q.text(("after_desc" if descending else "after_asc") + ("_matches" if matches else ""))
         if after
         else "",

@@ -60,10 +60,17 @@ SELECT t.id, t.title, t.description, t.status, t.priority, t.due_date, (SELECT n
        t.created_at, t.updated_at, t.import_id
 FROM task t;
 
+-- name: task-columns
+-- Task `t` (category `c`) as the API shows it, for get-task and update-task. Written out elsewhere, as
+-- they differ: create-task takes the category's name from its own CTE (the one it found or created) and
+-- import_id as is (a task created by hand has no import to look up); task-item renders the fields as
+-- JSON text, timestamps formatted as orjson writes them.
+t.id, t.title, t.description, t.status, t.priority, t.due_date, c.name AS category,
+       t.created_at, t.updated_at, (SELECT j.id FROM import_jobs j WHERE j.id = t.import_id) AS import_id
+
 -- name: get-task
 -- Returns one task of the user as the API shows it, or nothing.
-SELECT t.id, t.title, t.description, t.status, t.priority, t.due_date, c.name AS category,
-       t.created_at, t.updated_at, (SELECT j.id FROM import_jobs j WHERE j.id = t.import_id) AS import_id
+SELECT {task_columns}
 FROM tasks t
 LEFT JOIN categories c ON c.id = t.category_id
 WHERE t.id = :id AND t.user_id = :user_id;
@@ -83,8 +90,7 @@ WITH task AS (
     WHERE id = :id AND user_id = :user_id
     RETURNING *
 )
-SELECT t.id, t.title, t.description, t.status, t.priority, t.due_date, c.name AS category,
-       t.created_at, t.updated_at, (SELECT j.id FROM import_jobs j WHERE j.id = t.import_id) AS import_id
+SELECT {task_columns}
 FROM task t
 LEFT JOIN categories c ON c.id = t.category_id;
 
@@ -120,14 +126,15 @@ DELETE FROM categories WHERE id = :id AND user_id = :user_id RETURNING id;
 -- and `list-tasks-matches` and the fragments below, chosen from this fixed set by which filters and sort
 -- the request uses; every value is a parameter. {key} is the sort key of the chosen `sort-*` fragment,
 -- {order} the sort (`{key}, t.id`, either direction); {limit}, {fetch} and {window} are :limit or
--- numbers from a fixed set (see statements.py); {item} is `task-item`.
+-- numbers from a fixed set (see statements.py). A `{fragment_name}` is that fragment, included when the file
+-- is loaded (service/db.py).
 
 -- name: list-tasks
 -- Returns one page of the user's tasks, sorted by {order}: each task already rendered as its JSON
 -- object (`item`), with the keys a cursor needs. Returns nothing when the account is gone or inactive:
 -- the EXISTS is a one-time filter that spares the hot path a separate account lookup (an empty page is
 -- told apart from that by account-is-active).
-SELECT {item}, t.id, t.created_at, t.due_date, t.priority
+SELECT {task_item}, t.id, t.created_at, t.due_date, t.priority
 FROM tasks t
 LEFT JOIN categories c ON c.id = t.category_id
 WHERE t.user_id = :user_id
@@ -144,7 +151,7 @@ LIMIT {limit};
 -- other than q): that one tells that the window was used up before a page was found (listing.py says
 -- what comes next). Stops reading once {fetch} rows are found. The window's rows come from {source};
 -- those returned are then read by id.
-SELECT {item}, t.id, t.created_at, t.due_date, t.priority, w.hit, w.n = {window} AS last, w.passed
+SELECT {task_item}, t.id, t.created_at, t.due_date, t.priority, w.hit, w.n = {window} AS last, w.passed
 FROM (
     SELECT s.id, s.key, s.hit, row_number() OVER win AS n, count(*) FILTER (WHERE s.passed) OVER win AS passed
     FROM ({source}) s
@@ -216,7 +223,7 @@ WITH matches AS MATERIALIZED (
     FROM tasks t
     WHERE t.user_id = :user_id {filters}
 )
-SELECT {item}, t.id, t.created_at, t.due_date, t.priority
+SELECT {task_item}, t.id, t.created_at, t.due_date, t.priority
 FROM (SELECT m.id, m.key FROM matches m WHERE true {after} ORDER BY {page_order} LIMIT {limit}) m
 JOIN tasks t ON t.id = m.id
 LEFT JOIN categories c ON c.id = t.category_id
