@@ -168,7 +168,11 @@ async def test_sigterm_to_the_web_process_cuts_off_none_of_100_requests_in_fligh
     assert still_running, "the web process exited with requests in flight"
     assert statuses == {"201": TASKS + REGISTRATIONS, "202": UPLOADS}, statuses
     assert (tasks, jobs, accounts) == (TASKS, UPLOADS, REGISTRATIONS)
-    assert code == 0 and web.group() == []
+    assert code == 0
+    # multiprocessing's resource tracker (started with uvicorn's spawned workers) is in the group too and ends
+    # when the last process holding its pipe has exited, a moment after the supervisor: wait for it, bounded,
+    # rather than catch it mid-exit. A process that lingers still fails this.
+    await eventually(lambda: not web.group(), 10, "every process of the web group to exit by itself")
     assert "Application shutdown complete." in web.text() and "unhandled error" not in web.text()
 
 
