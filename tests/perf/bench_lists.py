@@ -270,6 +270,14 @@ def report(
         lists = [(k, t) for k, t in after["lists"].items() if ("q" in k[0].split()) == searching]
         slowest = sorted(lists, key=lambda kv: -kv[1].p99)[:8]
         print("  slowest after: " + "; ".join(f"{k[0]} {k[1]} {t.p99:.1f}" for k, t in slowest))
+        # The worst of hundreds of cases is one hiccup of a shared machine: say how many meet the goal too.
+        p99s = [t.p99 for _k, t in lists]
+        under = sum(p99 < goal for p99 in p99s)
+        print(f"  after: {under} of {len(p99s)} cases under {goal} ms at p99; p99 median "
+              f"{statistics.median(p99s):.2f}, 90th percentile {percentile(p99s, 90):.2f} ms")  # fmt: skip
+        figures.append({"figure": f"lists {kind}: cases with p99 under {goal} ms", "tasklane": under,
+                        "baseline": len(p99s), "ratio": round(under / len(p99s), 3), "goal": "all",
+                        "unit": "cases"})  # fmt: skip
     print(f"\nmigration of the populated table to the current schema: {migration_s:.1f} s")
     figures.append({"figure": "migration before -> current on the populated table", "tasklane": round(migration_s, 1),
                     "baseline": None, "ratio": None, "goal": "-", "unit": "s"})  # fmt: skip
