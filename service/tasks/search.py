@@ -62,15 +62,20 @@ class Words:
     def rarest(self) -> int:
         return min(range(len(self.shares)), key=lambda i: cast(float, self.shares[i])) if self.known else -1
 
+    @property
+    def rare(self) -> bool:
+        """Whether the statistics say the rarest word is in under COLLECT_SHARE of tasks (False without)."""
+        return self.known and cast(float, self.shares[self.rarest]) < COLLECT_SHARE
+
     def params(self) -> dict[str, Any]:
         """The parameters of filter-q and filter-q-indexed: only the rarest word is looked up in the index
         when it is rare (under COLLECT_SHARE), the others are tested on the rows it gives; else (or without
         statistics) all are looked up in the index, whose entries of common words cost less to intersect
         than their rows to test."""
-        rarest = self.rarest
-        if rarest < 0 or len(self.word_queries) < 2 or cast(float, self.shares[rarest]) >= COLLECT_SHARE:
+        if len(self.word_queries) < 2 or not self.rare:
             indexed, others = self.query, None
         else:
+            rarest = self.rarest
             indexed = self.word_queries[rarest]
             others = " & ".join(q for i, q in enumerate(self.word_queries) if i != rarest)
         return {"words": self.query, "patterns": self.patterns, "indexed_words": indexed, "other_words": others}
@@ -85,7 +90,7 @@ def first_window(filters: frozenset[str], fetch: int, probe: int, words: Words |
     unknown, it reads `probe` rows (PROBE_PER_ROW per row of the page) first."""
     if words is None or not words.known:
         return probe
-    if cast(float, words.shares[words.rarest]) < COLLECT_SHARE:
+    if words.rare:
         return None
     if filters != {"filter_q"}:
         return probe
@@ -116,7 +121,7 @@ def next_window(limit: int, read: int, hits: int, passed: int, words: Words | No
     fits = [size for size in within if size >= rows]
     if fits:
         return fits[0]
-    common = words is not None and words.known and cast(float, words.shares[words.rarest]) >= COLLECT_SHARE
+    common = words is not None and words.known and not words.rare
     # Reading on costs ~0.3-1 us a row of the index and ~5-40 us one of the table (more when read by id,
     # after other filters): with other filters keeping few rows, more than collecting even common words.
     return within[-1] if common and within and rows <= min(2 * within[-1], 4 * bound) else None
