@@ -28,7 +28,7 @@ from service.tasks.statements import SORT_KEYS, SortKey, fetch_size, list_query,
 
 # Windows. Status, category and q filters may keep 50% of a user's tasks or 0.01%: reading the sort's
 # index in order finds a page fast for the former, collecting the matches from the filter's own index
-# (tasks_category, tasks_user_words: migration 0010) then sorting them is fast for the latter, neither
+# (tasks_category_tasks, tasks_user_words: migrations 0011, 0010) then sorting them is fast for the latter, neither
 # in between, and PostgreSQL's planner cannot tell where a filter stands (it took a word in 0.1% of 1M
 # tasks for 1% and read the due date index for it: 250 ms). So such a list first reads a window of the
 # sort's index, a bounded number of rows in order (list-tasks-window), and collects the matches only
@@ -55,6 +55,7 @@ class Statements:
     fetch: int = 0
     probe: int = 0  # rows of a search's first window (0: no second window)
     after: bool = False
+    collects: bool = False  # `rest` collects the matches (list-tasks-matches), then sorts them
 
     def then(self, size: int) -> Query:
         return window_query(self.sort, self.filters, True, self.fetch, size)
@@ -79,6 +80,10 @@ def _statements(sort: str, filters: frozenset[str], after: bool, limit: int) -> 
     finishing = frozenset(FINISHING.get(name, name) for name in filters)
     if "filter_q" not in filters:
         window = window_query(sort, filters, after, fetch, statements.WINDOW_PER_ROW * fetch)
+        if "filter_category" in filters:
+            # A category's tasks are filtered and sorted from its own index alone (tasks_category_tasks,
+            # migration 0011): only the page's rows are then read from the table.
+            return Statements(window, rest=matches_query(sort, finishing, after), collects=True)
         return Statements(window, rest=list_query(sort, finishing, after, None))
     probe = search.PROBE_PER_ROW * fetch
     return Statements(
@@ -89,6 +94,7 @@ def _statements(sort: str, filters: frozenset[str], after: bool, limit: int) -> 
         fetch=fetch,
         probe=probe,
         after=after,
+        collects=True,
     )
 
 

@@ -42,7 +42,7 @@ async def page_rows(ctx: Context, plan: listing.Plan, limit: int) -> list[asyncp
         params = {**params, "category_id": await ctx.db.fetch_val(Q.category_id, **params)}
         if params["category_id"] is None:
             return []
-    if not statements.probe:
+    if not statements.collects:
         return await ctx.db.fetch_all(statements.rest, **params)
     async with ctx.db.transaction():
         await ctx.db.execute(Q.collect_in_one_process)

@@ -99,7 +99,7 @@ LEFT JOIN categories c ON c.id = t.category_id;
 DELETE FROM tasks WHERE id = :id AND user_id = :user_id RETURNING id;
 
 -- name: list-categories
--- Returns the user's categories, by name, each with the number of its tasks (counted from tasks_category
+-- Returns the user's categories, by name, each with the number of its tasks (counted from tasks_category_tasks
 -- alone: a category id is only ever set on its owner's tasks, see migration 0007).
 SELECT c.id, c.name, c.created_at,
        (SELECT count(*) FROM tasks t WHERE t.category_id = c.id) AS task_count

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.perf.explain_tasks import SORTS, survey
+from tests.perf.explain_tasks import SORTS, _walk, survey
 from tests.support import insert_account
 
 SEED = """
@@ -68,6 +68,7 @@ async def test_every_filter_and_sort_combination_uses_an_index(planned_user):
     ]
     assert unordered == [], f"windows not read in index order: {unordered[:5]}"
     expected = {"created_at": "tasks_list_created", "due_date": "tasks_list_due", "priority": "tasks_list_priority"}
+    collected = []
     for p in plans:
         own = expected[p.sort.lstrip("-")]
         if p.filters == "(none)":
@@ -78,6 +79,17 @@ async def test_every_filter_and_sort_combination_uses_an_index(planned_user):
             assert p.indexes[0] == own and set(p.indexes) <= {own, "tasks_pkey"}, p
         elif p.step == "rest" and "q" in p.filters.split():
             # The matches of a rare search are found through its words (or a smaller category's tasks).
-            assert {"tasks_user_words", "tasks_category"} & set(p.indexes), p
+            assert {"tasks_user_words", "tasks_category_tasks"} & set(p.indexes), p
+        elif p.step == "rest" and "category" in p.filters.split():
+            # A category's tasks are collected from its index (or a narrow due date range's in the sort's).
+            assert {"tasks_category_tasks", own} & set(p.indexes), p
+            collected.append(p)
+    # ... from that index alone: only the page's rows are read from the table (migration 0011).
+    scans = {(n["Node Type"], n["Index Name"]) for p in collected for n in _walk(p.raw["Plan"]) if "Index Name" in n}
+    assert ("Index Only Scan", "tasks_category_tasks") in scans
+    assert ("Index Scan", "tasks_category_tasks") not in scans and (
+        "Bitmap Index Scan",
+        "tasks_category_tasks",
+    ) not in scans
     assert {p.sort for p in plans} == set(SORTS)
     assert {p.step for p in plans} == {"list", "window", "rest"}
