@@ -34,7 +34,7 @@ from service.tasks.statements import SORT_KEYS, SortKey, fetch_size, list_query,
 # sort's index, a bounded number of rows in order (list-tasks-window), and collects the matches only
 # when the window holds too few for the page; the filter is then rare, and collecting them cheap.
 # Status, category and due date are in the sort indexes, so their window is read from the index alone
-# (statements.WINDOW_PER_ROW rows per row of the page); q needs the table, and a search's windows are
+# (statements.FILTER_WINDOW_PER_ROW rows per row of the page); q needs the table, and a search's windows are
 # sized from what is known of its words (search.py).
 WINDOWED = frozenset({"filter_status", "filter_statuses", "filter_category", "filter_q"})
 # What a window's filters become when the matches are collected: planned with the values (the category
@@ -64,7 +64,7 @@ class Statements:
         """The first window to read and its size, or None when the matches of a search are better
         collected from the start (search.first_window)."""
         if not self.probe:
-            return self.first, statements.WINDOW_PER_ROW * self.fetch
+            return self.first, statements.FILTER_WINDOW_PER_ROW * self.fetch
         size = search.first_window(self.filters, self.fetch, self.probe, words)
         if size is None:
             return None
@@ -79,7 +79,7 @@ def _statements(sort: str, filters: frozenset[str], after: bool, limit: int) -> 
         return Statements(list_query(sort, filters, after, None if filters & statements.VALUE_DEPENDENT else fetch))
     finishing = frozenset(FINISHING.get(name, name) for name in filters)
     if "filter_q" not in filters:
-        window = window_query(sort, filters, after, fetch, statements.WINDOW_PER_ROW * fetch)
+        window = window_query(sort, filters, after, fetch, statements.FILTER_WINDOW_PER_ROW * fetch)
         if "filter_category" in filters:
             # A category's tasks are filtered and sorted from its own index alone (tasks_category_tasks,
             # migration 0011): only the page's rows are then read from the table.

@@ -153,9 +153,11 @@ LIMIT {limit};
 -- those returned are then read by id.
 SELECT {task_item}, t.id, t.created_at, t.due_date, t.priority, w.hit, w.n = {window} AS last, w.passed
 FROM (
-    SELECT s.id, s.key, s.hit, row_number() OVER win AS n, count(*) FILTER (WHERE s.passed) OVER win AS passed
+    SELECT s.id, s.key, s.hit, row_number() OVER win AS n, {passed} OVER win AS passed
     FROM ({source}) s
-    WINDOW win AS (ORDER BY {window_order})
+    -- ROWS: the running count need not look for rows of equal order (there are none: id is in it), which
+    -- the default RANGE frame does, row by row (~0.15 us a row, a sixth of a window's cost).
+    WINDOW win AS (ORDER BY {window_order} ROWS UNBOUNDED PRECEDING)
 ) w
 JOIN tasks t ON t.id = w.id
 LEFT JOIN categories c ON c.id = t.category_id

@@ -299,7 +299,8 @@ def window(monkeypatch):
     statistics of the search index say (ANALYZE may have run), no search collects from the start."""
 
     def set_window(per_row: int) -> None:
-        monkeypatch.setattr(statements, "WINDOW_PER_ROW", per_row)
+        for name in ("WINDOW_PER_ROW", "FILTER_WINDOW_PER_ROW"):
+            monkeypatch.setattr(statements, name, per_row)
         for name in ("WINDOW_PER_ROW_READING_TABLE", "PROBE_PER_ROW"):
             monkeypatch.setattr(search, name, per_row)
         monkeypatch.setattr(search, "COLLECT_SHARE", 0.0)
