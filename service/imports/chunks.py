@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -166,17 +167,9 @@ async def _write(
     conn: asyncpg.Connection, job: asyncpg.Record, checkpoint: Totals, chunk: Chunk, categories: dict[str, UUID]
 ) -> None:
     """A chunk's tasks, its row errors and its checkpoint row (whose key makes a chunk commit once)."""
-    job_id, user_id = job["id"], job["user_id"]
+    job_id = job["id"]
     if chunk.valid and not job["dry_run"]:
-        ids = uuid7_batch(len(chunk.valid))
-        await conn.copy_records_to_table(
-            "tasks",
-            columns=TASK_COLUMNS,
-            records=[
-                (task_id, user_id, t, d, st, p, due, categories[c.lower()] if c else None, job_id)
-                for task_id, (t, d, st, p, due, c, _row) in zip(ids, chunk.valid, strict=True)
-            ],
-        )
+        await conn.copy_records_to_table("tasks", columns=TASK_COLUMNS, records=task_records(job, chunk, categories))
     if chunk.errors:
         await conn.copy_records_to_table("import_errors", columns=ERROR_COLUMNS, records=_error_records(job_id, chunk))
     row = {
@@ -191,6 +184,16 @@ async def _write(
         "row_warnings": storable(list(checkpoint.row_warnings)),
     }
     await run(conn, "execute", Q.insert_chunk, row)
+
+
+def task_records(job: Mapping[str, Any], chunk: Chunk, categories: dict[str, UUID]) -> list[tuple[Any, ...]]:
+    """The chunk's valid rows as tasks rows, in TASK_COLUMNS order."""
+    job_id, user_id = job["id"], job["user_id"]
+    ids = uuid7_batch(len(chunk.valid))
+    return [
+        (task_id, user_id, t, d, st, p, due, categories[c.lower()] if c else None, job_id)
+        for task_id, (t, d, st, p, due, c, _row) in zip(ids, chunk.valid, strict=True)
+    ]
 
 
 async def guard(conn: asyncpg.Connection, job_id: UUID, lease: UUID) -> None:

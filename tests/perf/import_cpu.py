@@ -1,0 +1,126 @@
+"""The import worker's own CPU per row, by stage, on the 1,000,000-row CSV of bench_readers.
+
+PostgreSQL's work is left out: what is measured is the CPU time of this process (time.process_time), so
+the figures hold on a shared machine where wall time does not. Stages, each run alone over the file:
+
+- parse: csv.reader over the decoded file (the rows are only counted);
+- read: `reader.chunks()`, parse plus the per-row checks (check = read - parse);
+- records: what the chunk writer builds from a chunk (Totals.after, ids, the records for COPY);
+- encode: asyncpg's COPY of those records into a TEMP table with the tasks columns and no index or
+  constraint, this process's CPU only (the encoding and the protocol).
+
+Run: python -m tests.perf.import_cpu [--rows 1000000] [--rounds 2] [--stages parse read records encode]
+(encode connects to TEST_DATABASE_URL's server, database postgres, and writes only a TEMP table)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from service.imports import chunks as chunk_writer
+from service.imports.chunks import Totals
+from service.imports.files import open_reader
+from service.imports.files.csv_reader import FIELD_LIMIT
+from tests.perf.bench_readers import csv_fixture
+
+CHUNK_ROWS = 10_000
+TEMP_TABLE = """CREATE TEMP TABLE tasks (id uuid, user_id uuid, title text, description text, status text,
+    priority smallint, due_date date, category_id uuid, import_id uuid)"""
+
+
+def _cpu(work: Callable[[], Any]) -> float:
+    t0 = time.process_time()
+    work()
+    return time.process_time() - t0
+
+
+def parse(path: str) -> None:
+    csv.field_size_limit(FIELD_LIMIT)
+    with open(path, encoding="utf-8", newline="") as f:
+        for _ in csv.reader(f):
+            pass
+
+
+def read(path: str) -> None:
+    with open_reader(path, "csv") as reader:
+        for _ in reader.chunks(size=CHUNK_ROWS):
+            pass
+
+
+def chunks_of(path: str) -> list[Any]:
+    with open_reader(path, "csv") as reader:
+        return list(reader.chunks(size=CHUNK_ROWS))
+
+
+def _categories(chunks: list[Any]) -> dict[str, uuid.UUID]:
+    names = {row[chunk_writer.CATEGORY] for c in chunks for row in c.valid if row[chunk_writer.CATEGORY]}
+    return {name.lower(): uuid.uuid4() for name in names}
+
+
+def records(chunks: list[Any], categories: dict[str, uuid.UUID]) -> list[list[tuple[Any, ...]]]:
+    """What `chunks._write` hands to copy_records_to_table, chunk by chunk (with Totals.after first)."""
+    job = {"id": uuid.uuid4(), "user_id": uuid.uuid4(), "dry_run": False}
+    out = []
+    totals = Totals()
+    for chunk in chunks:
+        totals = totals.after(chunk, False)
+        out.append(chunk_writer.task_records(job, chunk, categories))
+    return out
+
+
+async def encode(batches: list[list[tuple[Any, ...]]]) -> float:
+    # The server's maintenance database: a TEMP table touches nothing in it, and no test database is needed.
+    server = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/x").rsplit("/", 1)[0]
+    conn = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await conn.execute(TEMP_TABLE)
+        cpu = 0.0
+        for batch in batches:
+            t0 = time.process_time()
+            await conn.copy_records_to_table("tasks", columns=chunk_writer.TASK_COLUMNS, records=batch)
+            cpu += time.process_time() - t0
+            await conn.execute("TRUNCATE tasks")
+        return cpu
+    finally:
+        await conn.close()
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--stages", nargs="+", default=["parse", "read", "records", "encode"])
+    args = parser.parse_args(argv)
+    path = str(csv_fixture(args.rows))
+    per_row: dict[str, float] = {}
+    for _ in range(args.rounds):
+        found: dict[str, float] = {}
+        if "parse" in args.stages:
+            found["parse"] = _cpu(lambda: parse(path))
+        if "read" in args.stages:
+            found["read"] = _cpu(lambda: read(path))
+        if {"records", "encode"} & set(args.stages):
+            chunks = chunks_of(path)
+            categories = _categories(chunks)
+            found["records"] = _cpu(lambda: records(chunks, categories))
+            if "encode" in args.stages:
+                found["encode"] = asyncio.run(encode(records(chunks, categories)))
+        for stage, seconds in found.items():  # the best round counts: other work only ever adds CPU
+            per_row[stage] = min(per_row.get(stage, float("inf")), seconds * 1e6 / args.rows)
+    if "parse" in per_row and "read" in per_row:
+        per_row["check"] = per_row["read"] - per_row["parse"]
+    print(", ".join(f"{stage} {us:.2f}" for stage, us in per_row.items()), "µs/row (CPU)", flush=True)
+    return per_row
+
+
+if __name__ == "__main__":
+    main()
