@@ -19,6 +19,7 @@ import asyncio
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -138,11 +139,12 @@ async def commit_chunk(
             await guard(conn, job_id, lease)
             categories: dict[str, UUID] = {}
             if not job["dry_run"]:
-                names = {row[CATEGORY] for row in chunk.valid if row[CATEGORY]}
+                names = category_names(chunk)
                 if categories_before is not None:
                     await categories_before
                 if names:
-                    categories = await tasks.category_ids(conn, user_id, names)
+                    found = await tasks.category_ids(conn, user_id, names)
+                    categories = {name: found[name.lower()] for name in names}
             if not categories_done.done():
                 categories_done.set_result(None)
             try:
@@ -186,12 +188,22 @@ async def _write(
     await run(conn, "execute", Q.insert_chunk, row)
 
 
+def category_names(chunk: Chunk) -> set[str]:
+    """The categories the chunk's valid rows name, as written (a set made in C: this runs on every row)."""
+    names = set(map(itemgetter(CATEGORY), chunk.valid))
+    names.discard(None)  # type: ignore[arg-type]
+    names.discard("")
+    return names
+
+
 def task_records(job: Mapping[str, Any], chunk: Chunk, categories: dict[str, UUID]) -> list[tuple[Any, ...]]:
-    """The chunk's valid rows as tasks rows, in TASK_COLUMNS order."""
+    """The chunk's valid rows as tasks rows, in TASK_COLUMNS order; `categories` maps each of the chunk's
+    category_names to its id (keyed as written, so no row needs .lower() again)."""
     job_id, user_id = job["id"], job["user_id"]
     ids = uuid7_batch(len(chunk.valid))
+    category_id = categories.get  # None for a row without a category
     return [
-        (task_id, user_id, t, d, st, p, due, categories[c.lower()] if c else None, job_id)
+        (task_id, user_id, t, d, st, p, due, category_id(c), job_id)  # type: ignore[arg-type]
         for task_id, (t, d, st, p, due, c, _row) in zip(ids, chunk.valid, strict=True)
     ]
 

@@ -40,9 +40,9 @@ TEMP_TABLE = """CREATE TEMP TABLE tasks (id uuid, user_id uuid, title text, desc
     priority smallint, due_date date, category_id uuid, import_id uuid)"""
 
 
-def _cpu(work: Callable[[], Any]) -> float:
+def _cpu(work: Callable[..., Any], *args: Any) -> float:
     t0 = time.process_time()
-    work()
+    work(*args)
     return time.process_time() - t0
 
 
@@ -64,18 +64,21 @@ def chunks_of(path: str) -> list[Any]:
         return list(reader.chunks(size=CHUNK_ROWS))
 
 
-def _categories(chunks: list[Any]) -> dict[str, uuid.UUID]:
+def _categories(chunks: list[Any]) -> dict[str, PgUUID]:
+    """{name.lower(): id}, as tasks.category_ids answers, for every category of the file."""
     names = {row[chunk_writer.CATEGORY] for c in chunks for row in c.valid if row[chunk_writer.CATEGORY]}
-    return {name.lower(): uuid.uuid4() for name in names}
+    return {name.lower(): PgUUID(uuid.uuid4().bytes) for name in names}
 
 
-def records(chunks: list[Any], categories: dict[str, uuid.UUID]) -> Iterator[list[tuple[Any, ...]]]:
-    """What `chunks._write` hands to copy_records_to_table, chunk by chunk (with Totals.after first)."""
+def records(chunks: list[Any], found: dict[str, PgUUID]) -> Iterator[list[tuple[Any, ...]]]:
+    """What the chunk writer does per chunk besides SQL: Totals.after, the chunk's category names and their
+    ids (found: what tasks.category_ids would answer), the records for copy_records_to_table."""
     job = {"id": PgUUID(uuid.uuid4().bytes), "user_id": PgUUID(uuid.uuid4().bytes), "dry_run": False}
     totals = Totals()
     for chunk in chunks:
         totals = totals.after(chunk, False)
-        yield chunk_writer.task_records(job, chunk, categories)
+        names = chunk_writer.category_names(chunk)
+        yield chunk_writer.task_records(job, chunk, {name: found[name.lower()] for name in names})
 
 
 async def encode(batches: Iterator[list[tuple[Any, ...]]]) -> float:
@@ -106,17 +109,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for _ in range(args.rounds):
         found: dict[str, float] = {}
         if "parse" in args.stages:
-            found["parse"] = _cpu(lambda: parse(path))
+            found["parse"] = _cpu(parse, path)
         if "read" in args.stages:
-            found["read"] = _cpu(lambda: read(path))
+            found["read"] = _cpu(read, path)
         if {"records", "encode"} & set(args.stages):
             chunks = chunks_of(path)
-            categories = {name: PgUUID(id.bytes) for name, id in _categories(chunks).items()}
+            categories = _categories(chunks)
             # The worker holds a chunk or two, not the file's million rows: those are kept out of the
             # garbage collector's sight, which would otherwise walk them again and again.
             gc.collect()
             gc.freeze()
-            found["records"] = _cpu(lambda: deque(records(chunks, categories), maxlen=0))
+            found["records"] = _cpu(deque, records(chunks, categories), 0)
             if "encode" in args.stages:
                 found["encode"] = asyncio.run(encode(records(chunks, categories)))
             del chunks
