@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-SCRIPTS = sorted(p.stem for p in Path(__file__).parent.glob("*.py") if p.stem.startswith(("bench_", "explain_")))
+SCRIPTS = sorted(
+    p.stem for p in Path(__file__).parent.glob("*.py") if p.stem.startswith(("bench_", "explain_", "import_cpu"))
+)
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
