@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,9 @@ import httpx
 import orjson
 
 from service.accounts.passwords import hash_password_sync
-from service.ids import uuid7_batch
-from service.imports.chunks import TASK_COLUMNS
+from service.imports.chunks import TASK_COLUMNS, category_names, task_records
 from service.imports.files import open_reader
+from service.tasks.service import category_ids
 from tests.perf.bench_readers import CACHE, csv_fixture, xlsx_fixture
 from tests.perf.common import (
     BEFORE_16,
@@ -218,25 +219,26 @@ def psql_copy_seconds(database_url: str, path: Path) -> float:
 
 
 async def plain_copy_seconds(database_url: str, path: Path) -> float:
-    """The file's validated rows COPY'd into tasks as the worker writes them (binary, one transaction per
-    10,000 rows), the file read untimed: what the table accepts, without the pipeline. The rows are then
-    removed (TRUNCATE), so that the imports that follow start from the same empty table."""
+    """The file's validated rows COPY'd into tasks as the worker writes them (the worker's own records,
+    category ids and import id included: binary, one transaction per 10,000 rows), the file read and the
+    categories found untimed: what the table accepts, without the pipeline. The rows and categories are
+    then removed, so that the imports that follow start from the same empty table."""
     conn = await asyncpg.connect(database_url)
     elapsed = 0.0
     try:
         user_id = await conn.fetchval("SELECT id FROM accounts WHERE email = $1", EMAIL)
+        job = {"id": uuid.uuid4(), "user_id": user_id}  # import_id is a plain column (no foreign key: 0007)
         with open_reader(path, "csv") as reader:
             for chunk in reader.chunks(size=10_000):
-                ids = uuid7_batch(len(chunk.valid))
-                records = [
-                    (task_id, user_id, t, d, st, p, due, None, None)
-                    for task_id, (t, d, st, p, due, _c, _row) in zip(ids, chunk.valid, strict=True)
-                ]
+                names = category_names(chunk)
+                found = await category_ids(conn, user_id, names)
+                records = task_records(job, chunk, {name: found[name.lower()] for name in names})
                 t0 = time.perf_counter()
                 async with conn.transaction():
                     await conn.copy_records_to_table("tasks", columns=TASK_COLUMNS, records=records)
                 elapsed += time.perf_counter() - t0
         await conn.execute("TRUNCATE tasks")
+        await conn.execute("DELETE FROM categories WHERE user_id = $1", user_id)
     finally:
         await conn.close()
     return elapsed
