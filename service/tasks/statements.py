@@ -153,6 +153,16 @@ def list_query(sort: str, filters: frozenset[str], after: bool, fetch: int | Non
 
 
 @cache
+def keys_query(sort: str, filters: frozenset[str], after: bool, fetch: int) -> Query:
+    """list-tasks-by-keys: the page's ids and keys read in order from an index alone, then its rows."""
+    _check_fetch(fetch)
+    text = _assemble("list_tasks_by_keys", sort, filters, after, limit=str(fetch))
+    return compose(
+        _name("list_tasks_by_keys", sort, filters, after, fetch), text, custom_plan=bool(filters & VALUE_DEPENDENT)
+    )
+
+
+@cache
 def window_query(sort: str, filters: frozenset[str], after: bool, fetch: int, window: int) -> Query:
     """list-tasks-window for these filters: `fetch` matches at most, out of `window` rows."""
     _check_fetch(fetch)

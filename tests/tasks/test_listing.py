@@ -375,4 +375,6 @@ async def test_filtered_pages_are_the_same_read_in_order_or_collected_through_th
         for sort in SORTS:
             seen = await alice.page_through(sort=sort, limit=3, **params)
             assert ids(seen) == expected_order(wanted, sort), (per_row, sort)
-        assert any(not name.startswith("list_tasks_window") for name in statements) is collected
+        # (A category sorted by due date is read in order from its own index: no window, nothing collected.)
+        collecting = [name for name in statements if not name.startswith(("list_tasks_window", "list_tasks_by_keys"))]
+        assert bool(collecting) is collected, statements

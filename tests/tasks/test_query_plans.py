@@ -84,6 +84,11 @@ async def test_every_filter_and_sort_combination_uses_an_index(planned_user):
             # A category's tasks are collected from its index (or a narrow due date range's in the sort's).
             assert {"tasks_category_tasks", own} & set(p.indexes), p
             collected.append(p)
+        elif p.step == "list" and "category" in p.filters.split() and "q" not in p.filters.split():
+            # Sorted by due date, a category's list is read in the order of the category's own index.
+            assert p.sort.lstrip("-") == "due_date" and "tasks_category_tasks" in p.indexes, p
+            assert p.sorts_tasks is None, p
+            collected.append(p)
     # ... from that index alone: only the page's rows are read from the table (migration 0011).
     scans = {(n["Node Type"], n["Index Name"]) for p in collected for n in _walk(p.raw["Plan"]) if "Index Name" in n}
     assert ("Index Only Scan", "tasks_category_tasks") in scans
