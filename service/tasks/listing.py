@@ -36,14 +36,15 @@ from service.tasks.statements import (
 
 # Windows. Status, category and q filters may keep 50% of a user's tasks or 0.01%: reading the sort's
 # index in order finds a page fast for the former, collecting the matches from the filter's own index
-# (tasks_category_tasks, tasks_user_words: migrations 0011, 0010) then sorting them is fast for the latter, neither
-# in between, and PostgreSQL's planner cannot tell where a filter stands (it took a word in 0.1% of 1M
-# tasks for 1% and read the due date index for it: 250 ms). So such a list first reads a window of the
-# sort's index, a bounded number of rows in order (list-tasks-window), and collects the matches only
-# when the window holds too few for the page; the filter is then rare, and collecting them cheap.
-# Status, category and due date are in the sort indexes, so their window is read from the index alone
-# (statements.FILTER_WINDOW_PER_ROW rows per row of the page); q needs the table, and a search's windows are
-# sized from what is known of its words (search.py).
+# (tasks_category_tasks, tasks_user_words: migrations 0011, 0010) then sorting them is fast for the
+# latter, neither in between, and PostgreSQL's planner cannot tell where a filter stands (it took a word
+# in 0.1% of 1M tasks for 1% and read the due date index for it: 250 ms). So such a list first reads a
+# window of the sort's index, a bounded number of rows in order (list-tasks-window), and collects the
+# matches only when the window holds too few for the page; the filter is then rare, and collecting them
+# cheap. Status, category and due date are in the sort indexes, so their window is read from the index
+# alone (statements.FILTER_WINDOW_PER_ROW rows per row of the page); q needs the table, and a search's
+# windows are sized from what is known of its words (search.py). A category sorted by due date needs no
+# window: its own index is in that order (list-tasks-by-keys).
 WINDOWED = frozenset({"filter_status", "filter_statuses", "filter_category", "filter_q"})
 # What a window's filters become when the matches are collected: planned with the values (the category
 # by its id, whose share of the table the planner knows), in a form the filter's index answers.
