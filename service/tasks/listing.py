@@ -87,12 +87,13 @@ def _statements(sort: str, filters: frozenset[str], after: bool, limit: int) -> 
     if not filters & WINDOWED:
         return Statements(list_query(sort, filters, after, None if filters & statements.VALUE_DEPENDENT else fetch))
     finishing = frozenset(FINISHING.get(name, name) for name in filters)
-    if "filter_q" not in filters and "filter_category" in filters and sort.lstrip("-") == "due_date":
-        # The category's own index is in this order (and holds what the other filters test): read at once.
-        return Statements(keys_query(sort, filters, after, fetch))
     if "filter_q" not in filters:
+        category = "filter_category" in filters
+        if category and sort.lstrip("-") == "due_date":
+            # The category's own index is in this order (and holds what the other filters test): read at once.
+            return Statements(keys_query(sort, filters, after, fetch))
         window = window_query(sort, filters, after, fetch, statements.FILTER_WINDOW_PER_ROW * fetch)
-        if "filter_category" in filters:
+        if category:
             # A category's tasks are filtered and sorted from its own index alone (tasks_category_tasks,
             # migration 0011): only the page's rows are then read from the table.
             return Statements(window, rest=matches_query(sort, finishing, after), collects=True)

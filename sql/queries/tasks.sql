@@ -122,8 +122,8 @@ FROM category c;
 -- (their category_id names a row that is gone: see migration 0007).
 DELETE FROM categories WHERE id = :id AND user_id = :user_id RETURNING id;
 
--- The task list is assembled (service/tasks/statements.py) from the templates `list-tasks`, `list-tasks-window`
--- and `list-tasks-matches` and the fragments below, chosen from this fixed set by which filters and sort
+-- The task list is assembled (service/tasks/statements.py) from the templates `list-tasks`, `list-tasks-window`,
+-- `list-tasks-matches` and `list-tasks-by-keys` and the fragments below, chosen from this fixed set by which filters and sort
 -- the request uses; every value is a parameter. {key} is the sort key of the chosen `sort-*` fragment,
 -- {order} the sort (`{key}, t.id`, either direction); {limit}, {fetch} and {window} are :limit or
 -- numbers from a fixed set (see statements.py). A `{fragment_name}` is that fragment, included when the file

@@ -66,7 +66,7 @@ def chunks_of(path: str) -> list[Any]:
 
 def _categories(chunks: list[Any]) -> dict[str, PgUUID]:
     """{name.lower(): id}, as tasks.category_ids answers, for every category of the file."""
-    names = {row[chunk_writer.CATEGORY] for c in chunks for row in c.valid if row[chunk_writer.CATEGORY]}
+    names = set().union(*map(chunk_writer.category_names, chunks))
     return {name.lower(): PgUUID(uuid.uuid4().bytes) for name in names}
 
 
