@@ -36,7 +36,7 @@ from service.tasks.statements import (
 
 # Windows. Status, category and q filters may keep 50% of a user's tasks or 0.01%: reading the sort's
 # index in order finds a page fast for the former, collecting the matches from the filter's own index
-# (tasks_category_tasks, tasks_user_words: migrations 0011, 0010) then sorting them is fast for the
+# (tasks_category_tasks, tasks_user_title_words: migrations 0011, 0012) then sorting them is fast for the
 # latter, neither in between, and PostgreSQL's planner cannot tell where a filter stands (it took a word
 # in 0.1% of 1M tasks for 1% and read the due date index for it: 250 ms). So such a list first reads a
 # window of the sort's index, a bounded number of rows in order (list-tasks-window), and collects the

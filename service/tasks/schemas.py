@@ -134,9 +134,9 @@ class TaskQuery(Strict):
         _text_schema(
             SEARCH_MAX,
             rules.NO_NUL,
-            "Words to search for: a task matches when each word begins a word of its title or description, "
-            "ignoring case and accents (`plumb` finds 'Plumber', `resume` finds 'Résumé'). Punctuation "
-            "separates words; a q without letters or digits matches no task.",
+            "Words to search for in titles: a task matches when each word begins a word of its title "
+            "(descriptions are not searched), ignoring case and accents (`plumb` finds 'Plumber', `resume` "
+            "finds 'Résumé'). Punctuation separates words; a q without letters or digits matches no task.",
         ),
     ] = None
     due_before: Annotated[

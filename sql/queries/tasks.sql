@@ -215,7 +215,7 @@ FROM (
 
 -- name: list-tasks-matches
 -- As list-tasks, for a search that list-tasks-window found rare: collects every task of the user that
--- matches, through the search index (tasks_user_words: owner and words, exact) unless another filter's
+-- matches, through the search index (tasks_user_title_words: owner and words, exact) unless another filter's
 -- index keeps fewer, then sorts those after the cursor to take the page. Materialised, and the cursor
 -- applied after, so that no guess of the planner leads it to the sort's index: its guess for a word
 -- prefix can be 20x off, that of the tasks after a cursor 1000x, and reading the sort's index for a
@@ -294,7 +294,7 @@ FROM (
     LEFT JOIN (
         SELECT most_common_elems::text::text[] AS elems, most_common_elem_freqs AS freqs
         FROM pg_stats
-        WHERE schemaname = current_schema() AND tablename = 'tasks_user_words'
+        WHERE schemaname = current_schema() AND tablename = 'tasks_user_title_words'
     ) s ON true
 ) w;
 
@@ -355,7 +355,7 @@ SELECT id FROM categories WHERE user_id = :user_id AND lower(name) = lower(:cate
 AND CASE WHEN {words_anywhere} THEN {words_match} ELSE false END
 
 -- name: filter-q-indexed
--- Filter: as filter-q, in the form the search index can answer (tasks_user_words, migration 0010) when
+-- Filter: as filter-q, in the form the search index can answer (tasks_user_title_words, migration 0012) when
 -- the planner finds it best. Through the index, only the rarest word of q (:indexed_words, by
 -- search-words' shares; all of them when there are no statistics): the index finds rows with several
 -- words by reading every one's entries, and a common word's are many (~100 ms for a word in 15% of 2M
@@ -365,22 +365,21 @@ AND CASE WHEN {words_anywhere} THEN {words_match} ELSE false END
 -- spares ~15 us to each row found through another index (a small category's, a narrow due date
 -- range's) when the planner prefers that one.
 AND {words_anywhere}
-AND to_tsvector('tasklane_words', t.title || ' ' || coalesce(t.description, '')) @@ :indexed_words::tsquery
-AND (to_tsvector('tasklane_words', t.title || ' ' || coalesce(t.description, '')) @@ :other_words::tsquery)
+AND to_tsvector('tasklane_words', t.title) @@ :indexed_words::tsquery
+AND (to_tsvector('tasklane_words', t.title) @@ :other_words::tsquery)
     IS NOT FALSE
 
 -- name: words-match
--- A task has a word beginning with each word of q.
-to_tsvector('tasklane_words', t.title || ' ' || coalesce(t.description, '')) @@ :words::tsquery
+-- A task's title has a word beginning with each word of q.
+to_tsvector('tasklane_words', t.title) @@ :words::tsquery
 
 -- name: words-anywhere
--- A task contains each word of q somewhere in its title or description (:patterns, from search-words):
+-- A task contains each word of q somewhere in its title (:patterns, from search-words):
 -- true for every task that words-match finds, as a word of an ASCII text is a piece of it in another
 -- case, and a word of any other text a piece of it without accents (what the index holds).
-CASE WHEN octet_length(t.title || ' ' || coalesce(t.description, ''))
-          = char_length(t.title || ' ' || coalesce(t.description, ''))
-     THEN (t.title || ' ' || coalesce(t.description, '')) COLLATE "C" ILIKE ALL (:patterns::text[])
-     ELSE unaccent('unaccent', t.title || ' ' || coalesce(t.description, '')) ILIKE ALL (:patterns::text[])
+CASE WHEN octet_length(t.title) = char_length(t.title)
+     THEN t.title COLLATE "C" ILIKE ALL (:patterns::text[])
+     ELSE unaccent('unaccent', t.title) ILIKE ALL (:patterns::text[])
 END
 
 -- name: filter-due-before

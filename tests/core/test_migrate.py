@@ -175,8 +175,8 @@ async def test_index_migrations_let_writes_go_on_while_building_on_a_populated_t
         # Every row written during the build is in the new indexes.
         await watcher.execute("SET enable_seqscan = off")
         titles = await watcher.fetch(
-            "SELECT title FROM tasks WHERE user_id = $1 AND to_tsvector('tasklane_words', title || ' ' ||"
-            " coalesce(description, '')) @@ 'harbour:* & (master | pilot)'",
+            "SELECT title FROM tasks WHERE user_id = $1"
+            " AND to_tsvector('tasklane_words', title) @@ 'harbour:* & (master | pilot)'",
             owner,
         )
         assert sorted(r["title"] for r in titles) == ["harbour master", "harbour pilot"]

@@ -113,27 +113,36 @@ async def test_category_filter_matches_the_name_case_insensitively(alice):
     assert (await alice.list(category="Garden")).json()["items"] == []
 
 
-async def test_q_finds_words_beginning_with_it_in_title_or_description_case_insensitively(alice):
+async def test_q_finds_words_beginning_with_it_in_titles_case_insensitively(alice):
     in_title = await alice.create(title="Call the PLUMBER")
-    in_description = await alice.create(title="House", description="ask the plumber about the boiler")
     await alice.create(title="Groceries", description="milk")
 
     found = (await alice.list(q="plumb")).json()["items"]
-    assert set(ids(found)) == {in_title["id"], in_description["id"]}
+    assert ids(found) == [in_title["id"]]
     # The beginning of a word, not any piece of one (search is by word since issue 16).
     assert (await alice.list(q="umber")).json()["items"] == []
     assert (await alice.list(q="zzz")).json()["items"] == []
 
 
+async def test_q_does_not_search_descriptions(alice):
+    # Titles only since migration 0012: the description's words cost most of a task's write (README).
+    await alice.create(title="House", description="ask the plumber about the boiler")
+    in_both = await alice.create(title="Plumber visit", description="ask the plumber about the boiler")
+
+    assert ids((await alice.list(q="plumber")).json()["items"]) == [in_both["id"]]
+    assert (await alice.list(q="boiler")).json()["items"] == []
+    assert (await alice.list(q="plumber boiler")).json()["items"] == []
+
+
 async def test_q_ignores_accents_and_needs_every_word(alice):
-    resume = await alice.create(title="Résumé for ACME", description="send before Friday")
-    cafe = await alice.create(title="Café crème", description="with the Acme team")
+    resume = await alice.create(title="Résumé for ACME by Friday", description="send before Friday")
+    cafe = await alice.create(title="Café crème with Acme", description="with the Acme team")
     await alice.create(title="Resumable upload")
 
     assert ids((await alice.list(q="resume for")).json()["items"]) == [resume["id"]]
     assert ids((await alice.list(q="RÉSUMÉ")).json()["items"]) == [resume["id"]]
     assert ids((await alice.list(q="creme cafe")).json()["items"]) == [cafe["id"]]
-    # Words may be in the title or the description, in any order.
+    # Words may be anywhere in the title, in any order.
     assert set(ids((await alice.list(q="acme")).json()["items"])) == {resume["id"], cafe["id"]}
     assert ids((await alice.list(q="friday acme")).json()["items"]) == [resume["id"]]
 
@@ -320,8 +329,9 @@ async def seed_filtered(user, count: int, rng: random.Random) -> list[dict]:
         words = rng.sample(WORDS, rng.randint(0, 3))
         tasks.append(
             await user.create(
-                title=f"task {i} {words[0] if words else ''}".strip(),
-                description=" ".join(words[1:]) or None,
+                title=" ".join([f"task {i}", *words]),
+                # Not searched (titles only, migration 0012): a description with the words finds nothing.
+                description=" ".join(rng.sample(WORDS, rng.randint(0, 2))) or None,
                 status=rng.choice(["todo", "in_progress", "done"]),
                 priority=rng.randint(1, 3),
                 due_date=rng.choice([None, str(today - timedelta(days=rng.randint(1, 3))), "2030-01-01"]),
@@ -332,7 +342,7 @@ async def seed_filtered(user, count: int, rng: random.Random) -> list[dict]:
 
 
 def matches(task: dict, params: dict) -> bool:
-    text = f"{task['title']} {task['description'] or ''}".split()
+    text = task["title"].split()
     statuses = params.get("status", [])
     return (
         all(word in text for word in params.get("q", "").split())

@@ -79,7 +79,7 @@ async def test_every_filter_and_sort_combination_uses_an_index(planned_user):
             assert p.indexes[0] == own and set(p.indexes) <= {own, "tasks_pkey"}, p
         elif p.step == "rest" and "q" in p.filters.split():
             # The matches of a rare search are found through its words (or a smaller category's tasks).
-            assert {"tasks_user_words", "tasks_category_tasks"} & set(p.indexes), p
+            assert {"tasks_user_title_words", "tasks_category_tasks"} & set(p.indexes), p
         elif p.step == "rest" and "category" in p.filters.split():
             # A category's tasks are collected from its index (or a narrow due date range's in the sort's).
             assert {"tasks_category_tasks", own} & set(p.indexes), p

@@ -115,10 +115,10 @@ async def test_a_rare_word_with_common_ones_is_found_through_it_and_the_others_t
     alice, ctx, analysed, statements, monkeypatch
 ):
     monkeypatch.setattr(search, "COLLECT_SHARE", 0.1)  # "résumé" is in 2 of these 32 tasks, the others in 31
-    both = await alice.create(title="Résumé of the alpha plan", description="beta")
+    both = await alice.create(title="Résumé of the alpha beta plan")
     await alice.create(title="Résumé without the other word")
     for i in range(30):
-        await alice.create(title=f"alpha {i}", description="beta gamma")
+        await alice.create(title=f"alpha {i} beta gamma")
     await analysed()
 
     words = await tasks_service.search_words(ctx, "alpha resume beta")
