@@ -11,16 +11,22 @@ NOT NULLs). "as migrated" is measured --rounds times per schema, alternating, an
 part's figure is what it adds per row on its own. Last, the database time of deleting the import that
 created the rows (it was 21.6 s for 200,000 tasks while a foreign key nulled their import_id).
 
-Run: python -m tests.perf.bench_task_writes [--rows 200000] [--rounds 3] [--no-parts]
+Rows are the import benchmark's ("Task number 7", "Description of task 7"), or with --text seeded the
+list benchmark's (seed.py: titles of 3-7 words, 70% with a description of 5-40 words; 136 characters a
+task on average), as the cost of a word or trigram index grows with the text.
+
+Run: python -m tests.perf.bench_task_writes [--rows 200000] [--rounds 3] [--no-parts] [--text seeded]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import re
 import statistics
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,7 @@ import asyncpg
 from service.ids import uuid7_batch
 from tests.perf.bench_readers import _row
 from tests.perf.common import BEFORE_16, Figure, fresh_database, print_table
+from tests.perf.seed import _rows as seed_rows
 from tests.support import drop_database
 
 CHUNK = 10_000
@@ -67,7 +74,14 @@ _EMPTY_JOB = (
 )
 
 
-async def _records(conn: asyncpg.Connection, rows: int) -> list[tuple[Any, ...]]:
+def _texts(kind: str, rows: int) -> list[tuple[str, str | None]]:
+    """(title, description) of each row: the import benchmark's short ones, or seed.py's."""
+    if kind == "short":
+        return [_row(i)[:2] for i in range(rows)]
+    return [(r[2], r[3]) for r in seed_rows(uuid.UUID(int=0), rows, [], random.Random(1))]
+
+
+async def _records(conn: asyncpg.Connection, rows: int, text: str) -> list[tuple[Any, ...]]:
     user_id = await conn.fetchval(
         "INSERT INTO accounts (email, password_hash, is_active) VALUES ('writes@example.com', 'x', true) RETURNING id"
     )
@@ -81,8 +95,10 @@ async def _records(conn: asyncpg.Connection, rows: int) -> list[tuple[Any, ...]]
         )
     }
     return [
-        (task_id, user_id, t, d, s, p, due, categories[c], job_id)
-        for task_id, (t, d, s, p, due, c) in zip(uuid7_batch(rows), map(_row, range(rows)), strict=True)
+        (task_id, user_id, title, description, s, p, due, categories[c], job_id)
+        for task_id, (_, _, s, p, due, c), (title, description) in zip(
+            uuid7_batch(rows), map(_row, range(rows)), _texts(text, rows), strict=True
+        )
     ]
 
 
@@ -149,7 +165,7 @@ class Schema:
         return statistics.median(values) * 1e6 / rows
 
 
-async def measure(rows: int, rounds: int, itemise: bool) -> list[Figure]:
+async def measure(rows: int, rounds: int, itemise: bool, text: str = "short") -> list[Figure]:
     schemas: list[Schema] = []
     for name, until in (("before", BEFORE_16), ("after", None)):
         url = await fresh_database(f"tasklane_bench_writes_{name}", until=until)
@@ -157,8 +173,8 @@ async def measure(rows: int, rounds: int, itemise: bool) -> list[Figure]:
         schemas.append(Schema(name, url, conn, await _parts(conn)))
     before, after = schemas
     try:
-        records = await _records(after.conn, rows)
-        records_before = await _records(before.conn, rows)
+        records = await _records(after.conn, rows, text)
+        records_before = await _records(before.conn, rows, text)
         by_schema = {"before": records_before, "after": records}
         bare = [await _copy_cost(s.conn, by_schema[s.name], []) for s in schemas]
         for _ in range(rounds):
@@ -204,10 +220,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3, help="runs of each schema as migrated (median kept)")
     parser.add_argument("--no-parts", action="store_true", help="skip the cost of each part on its own")
+    parser.add_argument(
+        "--text", choices=("short", "seeded"), default="short", help="the rows' titles and descriptions"
+    )
     args = parser.parse_args(argv)
-    figures = asyncio.run(measure(args.rows, args.rounds, not args.no_parts))
+    figures = asyncio.run(measure(args.rows, args.rounds, not args.no_parts, args.text))
     print_table(
-        f"Task writes, {args.rows:,} rows (baseline: the schema before issue 16, up to migration 0008)", figures
+        f"Task writes, {args.rows:,} rows of {args.text} text (baseline: the schema before issue 16, up to 0008)",
+        figures,
     )
     return [f.row() for f in figures]
 

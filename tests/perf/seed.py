@@ -20,8 +20,8 @@ WORDS = (  # noqa: SIM905 (readable as text)
     "garden kitchen laundry groceries doctor dentist school homework taxes insurance car bike train"
 ).split()
 RARE_WORD = "zanzibar"  # in about 1% of tasks: a selective `q`
-# Words planted in a known share of tasks (in the description, else the title), so that search can be
-# measured per kind of word: the other words of WORDS are each in about 20% of tasks.
+# Words planted in the titles of a known share of tasks (search reads titles only, migration 0012), so
+# that search can be measured per kind of word: the other words of WORDS are each in ~5% of titles.
 PLANTED = {"quarterly": 0.15, "forecast": 0.05, RARE_WORD: 0.01, "kilimanjaro": 0.001, "xylophone": 0.00002,
            "Résumé": 0.01}  # fmt: skip
 # And one word in each task from a long tail of 5,000 made-up ones (each in ~0.02% of tasks), as real task
@@ -65,8 +65,7 @@ def _rows(user_id: uuid.UUID, count: int, category_ids: list[uuid.UUID], rng: ra
         text = rng.choices(WORDS, k=rng.randint(5, 40)) if rng.random() < 0.7 else None
         for word, share in PLANTED.items():
             if rng.random() < share:
-                into = text if text is not None else words
-                into.insert(rng.randrange(len(into) + 1), word)
+                words.insert(rng.randrange(len(words) + 1), word)
         description = " ".join(text) if text is not None else None
         due: date | None = None if rng.random() < 0.3 else today + timedelta(days=rng.randint(-365, 365))
         category = rng.choices(category_ids, weights)[0] if category_ids and rng.random() < 0.8 else None
